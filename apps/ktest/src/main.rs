@@ -1,0 +1,137 @@
+//! The test kernel of the in-QEMU suite (`cli/tests/qemu.rs`): its first
+//! argument names a case; each case prints what the suite checks and exits.
+//! Image-only: hosted it only says so.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+#![forbid(unsafe_code)]
+
+#[cfg(target_os = "none")]
+extern crate alloc;
+
+#[allow(unused_imports)] // hosted, std's prelude already has these
+use bareflow_sys::prelude::*;
+
+bareflow_sys::main!(app);
+
+#[cfg(not(target_os = "none"))]
+fn app() -> i32 {
+    eprintln!("ktest is a test kernel: boot it with `cargo bareflow run ktest -- <case>`");
+    2
+}
+
+#[cfg(target_os = "none")]
+fn app() -> i32 {
+    use bareflow_kernel::hal;
+    use bareflow_sys::{env, fs, time::Instant};
+    let args = env::args();
+    let case = args.get(1).map(String::as_str).unwrap_or("");
+    match case {
+        "bss" => {
+            if hal::selftest::bss_probe_is_zero() {
+                println!("bss: zero");
+                0
+            } else {
+                println!("bss: NOT zero");
+                1
+            }
+        }
+        "text-write" => hal::selftest::write_to_text(),
+        "heap-exec" => hal::selftest::jump_to_heap(),
+        "null" => hal::selftest::read_null(),
+        "stack-overflow" => {
+            println!("recursing until the stack runs out...");
+            recurse(0) as i32
+        }
+        "panic" => panic!("deliberate panic (case {case})"),
+        "cat" => {
+            let path = args.get(2).map(String::as_str).unwrap_or("");
+            match fs::read(path) {
+                Ok(bytes) => {
+                    print!("{}", String::from_utf8_lossy(&bytes));
+                    0
+                }
+                Err(e) => {
+                    println!("{e}");
+                    1
+                }
+            }
+        }
+        "cpu" => {
+            let f = hal::cpu::features();
+            let yn = |b: bool| if b { "yes" } else { "no" };
+            println!("sse2: {}", yn(f.sse2));
+            println!("sse4.2: {}", yn(f.sse42));
+            println!("avx: {}", yn(f.avx));
+            println!("avx2: {}", yn(f.avx2));
+            println!("fma: {}", yn(f.fma));
+            println!("avx512f: {}", yn(f.avx512f));
+            println!("rdrand: {} rdseed: {}", yn(f.rdrand), yn(f.rdseed));
+            // Real SSE math through the FPU state the kernel set up.
+            let v: f32 = (1..=100).map(|i| 1.0 / (i as f32)).sum();
+            println!("harmonic(100) = {v:.4}");
+            0
+        }
+        "timer" => {
+            // LAPIC timer interrupts arrive (at least every 10 ms on a CPU),
+            // and the TSC clock agrees with the PIT-calibrated rate.
+            let t0 = Instant::now();
+            let k0 = hal::time::ticks();
+            while t0.elapsed().as_millis() < 200 {
+                hal::trap::wait_for_interrupt();
+            }
+            let dt = t0.elapsed();
+            let dk = hal::time::ticks() - k0;
+            let floor = dt.as_millis() as u64 * hal::time::TICK_HZ / 1000;
+            println!(
+                "timer: {dk} interrupts in {} ms (at least ~{floor}); tsc {} MHz, lapic {} MHz",
+                dt.as_millis(),
+                hal::time::tsc_hz() / 1_000_000,
+                hal::time::lapic_hz() / 1_000_000
+            );
+            if dk * 10 >= floor * 7 && dt.as_millis() < 260 {
+                println!("timer: ok");
+                0
+            } else {
+                println!("timer: too few interrupts");
+                1
+            }
+        }
+        "threads" => tasks::threads(),
+        "channels" => tasks::channels(),
+        "preempt" => tasks::preempt(),
+        "deadlines" => tasks::deadlines(),
+        "deadlock" => tasks::deadlock(),
+        "ids" => tasks::ids(),
+        "ring" => tasks::ring(),
+        "bench-tasks" => tasks::bench(),
+        "net" => net::serve(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(1)),
+        "registry-missing" => net::missing(),
+        "hang" => loop {
+            hal::trap::wait_for_interrupt();
+        },
+        "mem" => {
+            let m = hal::mm::stats();
+            println!("memory: total {} KiB, free {} KiB, heap {} KiB", m.total / 1024, m.free / 1024, m.heap_claimed / 1024);
+            // Allocate and free a lot, check contents survive.
+            let v: Vec<u64> = (0..1_000_000u64).collect();
+            let s: u64 = v.iter().sum();
+            println!("heap sum: {s}");
+            if s == 499_999_500_000 { 0 } else { 1 }
+        }
+        other => {
+            println!("ktest: unknown case `{other}`");
+            2
+        }
+    }
+}
+
+#[cfg(target_os = "none")]
+mod net;
+#[cfg(target_os = "none")]
+mod tasks;
+
+#[cfg(target_os = "none")]
+#[allow(unconditional_recursion)] // deliberate: the stack-overflow case
+fn recurse(n: u64) -> u64 {
+    let a = core::hint::black_box([n; 64]);
+    recurse(n + 1).wrapping_add(a[7])
+}

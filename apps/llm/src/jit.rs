@@ -1,0 +1,168 @@
+//! `--jit off|on|only`: the engine's profiling hooks and the JIT, placed in
+//! W^X code pages from `bareflow-hal` (the kernel's pages in the image,
+//! `mmap`/`mprotect` hosted), and the stats dump.
+extern crate alloc;
+use alloc::sync::Arc;
+
+#[allow(unused_imports)] // hosted, std's prelude already has these
+use bareflow_sys::prelude::*;
+
+use bareflow_jit::engine::LlmJit;
+use bareflow_jit::{ExecAlloc, ExecError, ExecMemory};
+use bareflow_llm::Transformer;
+use bareflow_llm::profile::Hooks;
+
+/// Forward calls profiled before the JIT is asked (with `on`).
+const WARMUP: usize = 8;
+/// Matmul shapes specialised with `on` (the hottest ones).
+const MAX_KERNELS: usize = 4;
+
+/// What `--jit` asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Ahead-of-time kernels only, no profiling.
+    Off,
+    /// Profile a warm-up, then generate kernels for the hottest shapes.
+    On,
+    /// Generate kernels for every shape before the first token.
+    Only,
+}
+
+impl Mode {
+    pub fn parse(s: &str) -> Option<Mode> {
+        match s {
+            "off" => Some(Mode::Off),
+            "on" => Some(Mode::On),
+            "only" => Some(Mode::Only),
+            _ => None,
+        }
+    }
+}
+
+fn now_ns() -> u64 {
+    bareflow_sys::time::Instant::now().as_nanos()
+}
+
+/// The hooks for `mode`.
+pub fn hooks(mode: Mode) -> Hooks {
+    let (warmup, all) = match mode {
+        Mode::Off => return Hooks::off(),
+        Mode::On => (WARMUP, false),
+        Mode::Only => (0, true),
+    };
+    let jit = LlmJit::new(Box::new(CodeAlloc), now_ns, MAX_KERNELS, all);
+    Hooks::new(cycles, warmup, Some(Box::new(jit)))
+}
+
+/// After generation: prints the profile and what the JIT generated (with
+/// `stats`, on stderr), and with `only` fails unless every matrix shape ran
+/// on a generated kernel.
+pub fn finish(mode: Mode, stats: bool, model: &Transformer<'_>) -> Result<(), String> {
+    if stats {
+        let mut s = String::new();
+        match model.hooks().write_stats(&mut s) {
+            Ok(()) => eprint!("{s}"),
+            Err(_) => eprintln!("jit_profile: could not format the stats"),
+        }
+    }
+    if mode == Mode::Only {
+        let c = model.config();
+        let q8 = model.mode() == bareflow_llm::WeightMode::Q8;
+        let missing: Vec<usize> = [c.dim, c.hidden_dim]
+            .into_iter()
+            .filter(|&cols| {
+                !model.hooks().specialiser().is_some_and(|j| if q8 { j.has_q8_matmul(cols) } else { j.has_matmul(cols) })
+            })
+            .collect();
+        if !missing.is_empty() {
+            return Err(format!(
+                "--jit only: no checked generated kernel for {missing:?} columns (see --jit-stats for why; use --jit on to fall back)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Places code in fresh W^X pages of the platform.
+struct CodeAlloc;
+
+#[cfg(not(target_os = "none"))]
+mod backend {
+    use super::*;
+    use bareflow_hal::hosted_exec::{CodePages, HostExecError, HostProt};
+
+    pub fn cycles() -> u64 {
+        bareflow_hal::hosted_exec::rdtsc()
+    }
+
+    fn map(e: HostExecError) -> ExecError {
+        match e {
+            HostExecError::WriteAndExecute => ExecError::WriteAndExecute,
+            HostExecError::AccessDenied => ExecError::AccessDenied,
+            HostExecError::BadSize => ExecError::BadSize,
+            HostExecError::Os(n) => ExecError::Os(n),
+        }
+    }
+
+    struct Code(CodePages);
+
+    impl ExecMemory for Code {
+        fn call(&self, offset: usize, args: [u64; 6]) -> Result<u64, ExecError> {
+            self.0.call(offset, args).map_err(map)
+        }
+        fn len(&self) -> usize {
+            self.0.len()
+        }
+    }
+
+    impl ExecAlloc for CodeAlloc {
+        fn place(&self, code: &[u8]) -> Result<Arc<dyn ExecMemory>, ExecError> {
+            let mut p = CodePages::alloc(code.len()).map_err(map)?;
+            p.as_mut_slice().map_err(map)?[..code.len()].copy_from_slice(code);
+            p.protect(HostProt::ReadExec).map_err(map)?;
+            Ok(Arc::new(Code(p)))
+        }
+    }
+}
+
+#[cfg(target_os = "none")]
+mod backend {
+    use super::*;
+    use bareflow_hal::mm::{MapError, Pages, Prot};
+
+    pub fn cycles() -> u64 {
+        bareflow_hal::cpu::rdtsc()
+    }
+
+    fn map(e: MapError) -> ExecError {
+        match e {
+            MapError::WriteAndExecute => ExecError::WriteAndExecute,
+            MapError::OutOfMemory => ExecError::OutOfMemory,
+            MapError::BadSize => ExecError::BadSize,
+            _ => ExecError::AccessDenied,
+        }
+    }
+
+    struct Code(Pages);
+
+    impl ExecMemory for Code {
+        fn call(&self, offset: usize, args: [u64; 6]) -> Result<u64, ExecError> {
+            self.0.call(offset as u64, args).map_err(map)
+        }
+        fn len(&self) -> usize {
+            self.0.len() as usize
+        }
+    }
+
+    impl ExecAlloc for CodeAlloc {
+        fn place(&self, code: &[u8]) -> Result<Arc<dyn ExecMemory>, ExecError> {
+            let pages = (code.len() as u64).div_ceil(4096);
+            let mut p = Pages::alloc(pages, Prot::ReadWrite).map_err(map)?;
+            p.as_mut_slice().map_err(map)?[..code.len()].copy_from_slice(code);
+            p.protect(Prot::ReadExec).map_err(map)?;
+            Ok(Arc::new(Code(p)))
+        }
+    }
+}
+
+use backend::cycles;

@@ -1,0 +1,417 @@
+//! `cargo bareflow bench jit`: the JIT's generated matrix-vector kernels
+//! against the ahead-of-time kernels, per kernel (in this process, in hosted
+//! W^X pages) and end to end (apps/llm with `--jit off` against `--jit on`,
+//! alternated), on the 15M and 110M shapes, plus the time to generate every
+//! kernel of a model.
+//!
+//! Per-kernel timings rotate over at least 256 MiB of distinct matrices so
+//! that every call streams its weights from memory, as inference does.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use bareflow_hal::hosted_exec::{CodePages, HostExecError, HostProt};
+use bareflow_jit::engine::{Rng, check_matvec, isa_for};
+use bareflow_jit::{ExecAlloc, ExecError, ExecMemory, MatvecKernel, MatvecSpec, Program, Q8Kernel, Q8Spec};
+use bareflow_llm::kernels::KernelSet;
+use bareflow_llm::r#gen::{Shape, random_checkpoint, random_tokenizer};
+
+fn map(e: HostExecError) -> ExecError {
+    match e {
+        HostExecError::WriteAndExecute => ExecError::WriteAndExecute,
+        HostExecError::AccessDenied => ExecError::AccessDenied,
+        HostExecError::BadSize => ExecError::BadSize,
+        HostExecError::Os(n) => ExecError::Os(n),
+    }
+}
+
+struct Code(CodePages);
+
+impl ExecMemory for Code {
+    fn call(&self, offset: usize, args: [u64; 6]) -> Result<u64, ExecError> {
+        self.0.call(offset, args).map_err(map)
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// Hosted W^X code pages.
+struct HostAlloc;
+
+impl ExecAlloc for HostAlloc {
+    fn place(&self, code: &[u8]) -> Result<Arc<dyn ExecMemory>, ExecError> {
+        let mut p = CodePages::alloc(code.len()).map_err(map)?;
+        p.as_mut_slice().map_err(map)?[..code.len()].copy_from_slice(code);
+        p.protect(HostProt::ReadExec).map_err(map)?;
+        Ok(Arc::new(Code(p)))
+    }
+}
+
+fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).map(String::as_str)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    let n = v.len();
+    if n == 0 { 0.0 } else if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+}
+
+fn shape_name(s: Shape) -> String {
+    format!("{s:?}").trim_start_matches('S').to_string()
+}
+
+/// The distinct matrix shapes of one forward pass: (rows, cols, calls per token).
+fn matmul_shapes(s: Shape) -> Vec<(usize, usize, usize)> {
+    let c = s.config();
+    let l = c.n_layers;
+    let mut v: Vec<(usize, usize, usize)> = Vec::new();
+    for (r, k, n) in [
+        (c.dim, c.dim, 2 * l),
+        (c.kv_dim(), c.dim, 2 * l),
+        (c.hidden_dim, c.dim, 2 * l),
+        (c.dim, c.hidden_dim, l),
+        (c.vocab_size, c.dim, 1),
+    ] {
+        match v.iter_mut().find(|e| e.0 == r && e.1 == k) {
+            Some(e) => e.2 += n,
+            None => v.push((r, k, n)),
+        }
+    }
+    v
+}
+
+/// Nanoseconds per call of `f(i)` over rotating matrices, median of `reps` rounds.
+fn time_calls(reps: usize, calls: usize, mut f: impl FnMut(usize)) -> f64 {
+    let mut t = Vec::new();
+    let mut i = 0;
+    for _ in 0..reps {
+        let t0 = Instant::now();
+        for _ in 0..calls {
+            f(i);
+            i += 1;
+        }
+        t.push(t0.elapsed().as_nanos() as f64 / calls as f64);
+    }
+    median(&mut t)
+}
+
+struct KernelRow {
+    model: String,
+    rows: usize,
+    cols: usize,
+    aot_ns: f64,
+    jit_ns: f64,
+    gbs: f64,
+}
+
+fn bench_kernel(
+    model: &str,
+    ks: KernelSet,
+    k: &MatvecKernel,
+    rows: usize,
+    cols: usize,
+    reps: usize,
+) -> anyhow::Result<KernelRow> {
+    let mut rng = Rng::new((rows * 31 + cols) as u64);
+    let per = rows * cols;
+    let copies = ((256usize << 20) / (per * 4)).max(2);
+    let w = rng.vec(per * copies);
+    let x = rng.vec(cols);
+    let mut out = vec![0.0f32; rows];
+    let calls = copies.max(8);
+    let (mut a, mut j) = (Vec::new(), Vec::new());
+    for _ in 0..reps {
+        a.push(time_calls(1, calls, |i| {
+            let m = &w[(i % copies) * per..(i % copies + 1) * per];
+            ks.matmul(&mut out, &x, m);
+        }));
+        let mut err = None;
+        j.push(time_calls(1, calls, |i| {
+            let m = &w[(i % copies) * per..(i % copies + 1) * per];
+            if let Err(e) = k.run(&mut out, &x, m) {
+                err = Some(e);
+            }
+        }));
+        if let Some(e) = err {
+            bail!("JIT kernel {rows}x{cols} failed: {e}");
+        }
+    }
+    // The best of the rounds: other processes on the shared cores only ever add time.
+    let best = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+    let (aot_ns, jit_ns) = (best(&a), best(&j));
+    Ok(KernelRow { model: model.to_string(), rows, cols, aot_ns, jit_ns, gbs: (per * 4) as f64 / jit_ns })
+}
+
+/// The int8 twin of [`bench_kernel`]: ns per call (best of `reps`) for the AOT and the JIT kernel.
+fn bench_q8(ks: KernelSet, k: &Q8Kernel, rows: usize, reps: usize) -> anyhow::Result<(f64, f64)> {
+    let cols = k.spec().cols;
+    let groups = cols / 32;
+    let mut rng = Rng::new((rows * 17 + cols) as u64);
+    let per = rows * cols;
+    let copies = ((256usize << 20) / per).max(2);
+    let qw: Vec<i8> = (0..per * copies).map(|_| ((rng.next_u64() % 255) as i32 - 127) as i8).collect();
+    let sw: Vec<f32> = (0..rows * groups).map(|_| rng.next_f32().abs() / 127.0).collect();
+    let qx: Vec<i8> = (0..cols).map(|_| ((rng.next_u64() % 255) as i32 - 127) as i8).collect();
+    let sx: Vec<f32> = (0..groups).map(|_| rng.next_f32().abs() / 127.0).collect();
+    let mut out = vec![0.0f32; rows];
+    let calls = copies.max(8);
+    let (mut a, mut j) = (Vec::new(), Vec::new());
+    let mut err = None;
+    for _ in 0..reps {
+        a.push(time_calls(1, calls, |i| {
+            let m = &qw[(i % copies) * per..(i % copies + 1) * per];
+            ks.q8_matmul(&mut out, m, &sw, &qx, &sx);
+        }));
+        j.push(time_calls(1, calls, |i| {
+            let m = &qw[(i % copies) * per..(i % copies + 1) * per];
+            if let Err(e) = k.run(&mut out, m, &sw, &qx, &sx) {
+                err = Some(e);
+            }
+        }));
+    }
+    if let Some(e) = err {
+        bail!("JIT int8 kernel {rows}x{cols} failed: {e}");
+    }
+    let best = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+    Ok((best(&a), best(&j)))
+}
+
+fn compile(specs: &[MatvecSpec]) -> anyhow::Result<Vec<MatvecKernel>> {
+    let mut p = Program::new();
+    for s in specs {
+        p.add_matvec(*s).with_context(|| format!("generating {s:?}"))?;
+    }
+    Ok(p.place(&HostAlloc)?.matvec)
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// `cargo bareflow bench jit [--shapes 15M,110M] [--tokens N] [--reps R] [--no-e2e]`.
+pub fn bench(args: &[String]) -> anyhow::Result<i32> {
+    let shapes: Vec<Shape> = flag(args, "--shapes")
+        .unwrap_or("15M,110M")
+        .split(',')
+        .map(|s| Shape::parse(s).with_context(|| format!("unknown shape {s:?}: use 15M, 42M or 110M")))
+        .collect::<anyhow::Result<_>>()?;
+    let tokens: usize = flag(args, "--tokens").unwrap_or("96").parse().context("--tokens must be a count")?;
+    let reps: usize = flag(args, "--reps").unwrap_or("3").parse().context("--reps must be a count")?;
+    let ks = KernelSet::best();
+    let Some(isa) = isa_for(ks.kind()) else {
+        bail!("this CPU has only the portable kernels: the JIT generates SSE2 or AVX2 code only");
+    };
+    println!("ahead-of-time kernels: {}; JIT ISA: {}", ks.kind().name(), isa.name());
+
+    // 1. Choice of register block and prefetch, by measurement, on the 15M w1 shape.
+    println!("\n[1/4] tuning (15M w1 and 110M w1 shapes, rotating over 256 MiB, ns per call, best of {reps})");
+    println!("| matrix | block rows | prefetch B | JIT ns | AOT ns | AOT/JIT |");
+    println!("|---|---|---|---|---|---|");
+    for (rows, cols) in [(768, 288), (2048, 768)] {
+        for block_rows in 1..=MatvecSpec::max_block_rows(isa) {
+            let next_block = (block_rows * cols * 4) as u32 / 64 * 64;
+            for prefetch in [0u32, 256, 1024, next_block] {
+                let spec = MatvecSpec { cols, isa, block_rows, prefetch };
+                let k = compile(&[spec])?.pop().context("no kernel")?;
+                let r = bench_kernel("", ks, &k, rows, cols, reps)?;
+                println!(
+                    "| {rows}x{cols} | {block_rows} | {prefetch} | {:.0} | {:.0} | {:.2}x |",
+                    r.jit_ns,
+                    r.aot_ns,
+                    r.aot_ns / r.jit_ns
+                );
+            }
+        }
+    }
+
+    // 2. Time to generate every kernel of each model (encoding; then placing in W^X pages and the check).
+    println!("\n[2/4] time to generate all kernels (median of 21)");
+    println!("| model | kernels | code bytes | generate ms | place ms | check ms |");
+    println!("|---|---|---|---|---|---|");
+    let mut gen_json = Vec::new();
+    for &s in &shapes {
+        let mut cols: Vec<usize> = matmul_shapes(s).iter().map(|e| e.1).collect();
+        cols.dedup();
+        cols.sort_unstable();
+        cols.dedup();
+        let specs: Vec<MatvecSpec> = cols.iter().map(|&c| MatvecSpec::tuned(c, isa)).collect();
+        let (mut g, mut p, mut c) = (Vec::new(), Vec::new(), Vec::new());
+        let mut bytes = 0;
+        for _ in 0..21 {
+            let t0 = Instant::now();
+            let mut prog = Program::new();
+            for sp in &specs {
+                prog.add_matvec(*sp)?;
+            }
+            let t1 = Instant::now();
+            let ks_placed = prog.place(&HostAlloc)?.matvec;
+            let t2 = Instant::now();
+            let mut rng = Rng::new(1);
+            for k in &ks_placed {
+                check_matvec(k, ks, &mut rng).map_err(|e| anyhow::anyhow!("{s:?}: {e}"))?;
+            }
+            let t3 = Instant::now();
+            bytes = prog.code().len();
+            g.push((t1 - t0).as_secs_f64() * 1e3);
+            p.push((t2 - t1).as_secs_f64() * 1e3);
+            c.push((t3 - t2).as_secs_f64() * 1e3);
+        }
+        let (g, p, c) = (median(&mut g), median(&mut p), median(&mut c));
+        println!("| {} | {} | {bytes} | {g:.3} | {p:.3} | {c:.3} |", shape_name(s), specs.len());
+        gen_json.push(format!("{{\"model\":\"{}\",\"kernels\":{},\"bytes\":{bytes},\"generate_ms\":{g:.4},\"place_ms\":{p:.4},\"check_ms\":{c:.4}}}", shape_name(s), specs.len()));
+    }
+
+    // 3. Per kernel.
+    println!("\n[3/4] per kernel, one thread, weights streamed from memory (best of {reps} rounds)");
+    // The 128-bit column is what an encoder limited to 128-bit vectors (cranelift 0.135) could reach at best.
+    println!("| model | matrix | calls/token | AOT ns | JIT ns | AOT/JIT | JIT GB/s | JIT 128-bit (SSE2) ns |");
+    println!("|---|---|---|---|---|---|---|---|");
+    let mut krows = Vec::new();
+    for &s in &shapes {
+        for (rows, cols, n) in matmul_shapes(s) {
+            let k = compile(&[MatvecSpec::tuned(cols, isa)])?.pop().context("no kernel")?;
+            let r = bench_kernel(&shape_name(s), ks, &k, rows, cols, reps)?;
+            let k128 = compile(&[MatvecSpec::tuned(cols, bareflow_jit::Isa::Sse2)])?.pop().context("no kernel")?;
+            let sse = KernelSet::new(bareflow_llm::KernelKind::Sse2).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let r128 = bench_kernel(&shape_name(s), sse, &k128, rows, cols, reps)?;
+            println!(
+                "| {} | {rows}x{cols} | {n} | {:.0} | {:.0} | {:.2}x | {:.1} | {:.0} |",
+                r.model,
+                r.aot_ns,
+                r.jit_ns,
+                r.aot_ns / r.jit_ns,
+                r.gbs,
+                r128.jit_ns
+            );
+            krows.push(r);
+        }
+    }
+
+    if isa == bareflow_jit::Isa::Avx2Fma {
+        println!("\nint8 tuning: rows per register block (best of {reps})");
+        println!("| matrix | block rows | AOT ns | JIT ns | AOT/JIT |");
+        println!("|---|---|---|---|---|");
+        for (rows, cols) in [(768, 288), (2048, 768), (768, 2048)] {
+            for block_rows in 1..=6 {
+                let mut p = Program::new();
+                p.add_q8(Q8Spec { cols, block_rows })?;
+                let k = p.place(&HostAlloc)?.q8.pop().context("no kernel")?;
+                let (a, j) = bench_q8(ks, &k, rows, reps)?;
+                println!("| {rows}x{cols} | {block_rows} | {a:.0} | {j:.0} | {:.2}x |", a / j);
+            }
+        }
+        println!("\nint8 weights (groups of 32), same method");
+        println!("| model | matrix | AOT ns | JIT ns | AOT/JIT |");
+        println!("|---|---|---|---|---|");
+        for &s in &shapes {
+            for (rows, cols, _) in matmul_shapes(s) {
+                let mut p = Program::new();
+                p.add_q8(Q8Spec::tuned(cols.div_ceil(32) * 32))?;
+                let k = p.place(&HostAlloc)?.q8.pop().context("no kernel")?;
+                let (a, j) = bench_q8(ks, &k, rows, reps)?;
+                println!("| {} | {rows}x{cols} | {a:.0} | {j:.0} | {:.2}x |", shape_name(s), a / j);
+                krows.push(KernelRow { model: format!("{} int8", shape_name(s)), rows, cols, aot_ns: a, jit_ns: j, gbs: 0.0 });
+            }
+        }
+    }
+
+    // 4. End to end.
+    let mut e2e = Vec::new();
+    if !args.iter().any(|a| a == "--no-e2e") {
+        let root = repo_root();
+        let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+        println!("\n[4/4] end to end: apps/llm --jit off vs on, {tokens} tokens greedy, {reps} rounds alternated");
+        let st = Command::new("cargo").args(["build", "--release", "-q", "-p", "llm"]).current_dir(&root).status()?;
+        if !st.success() {
+            bail!("cargo build -p llm failed");
+        }
+        let bin = target.join("release/llm");
+        let work = target.join("bench-jit");
+        std::fs::create_dir_all(&work)?;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // The C baseline of `bench llm` (one thread, f32), for scale.
+        let c_bin = work.join("llm_c");
+        let src = root.join("bench/baselines/llm.c");
+        let st = Command::new("gcc")
+            .args(["-O3", "-march=native", "-ffast-math", "-o"])
+            .arg(&c_bin)
+            .arg(&src)
+            .arg("-lm")
+            .status()
+            .context("running gcc (apt-get install gcc)")?;
+        if !st.success() {
+            bail!("gcc failed on {}", src.display());
+        }
+        println!("| model | weights | threads | AOT tok/s | JIT tok/s | JIT/AOT | same text | C -O3 -ffast-math tok/s |");
+        println!("|---|---|---|---|---|---|---|---|");
+        for &s in &shapes {
+            let name = shape_name(s);
+            let ckpt = work.join(format!("{name}.bin"));
+            let tok = work.join(format!("{name}.tok"));
+            if !ckpt.exists() || !tok.exists() {
+                std::fs::write(&ckpt, random_checkpoint(s, 1))?;
+                std::fs::write(&tok, random_tokenizer(s.config().vocab_size, 1))?;
+            }
+            for (t, int8) in [(1, false), (threads, false), (1, true)] {
+                let (mut a, mut j, mut cv) = (Vec::new(), Vec::new(), Vec::new());
+                let mut same = true;
+                for _ in 0..reps {
+                    if t == 1 && !int8 {
+                        let out = Command::new(&c_bin).arg(&ckpt).arg(tokens.to_string()).output()?;
+                        let err = String::from_utf8_lossy(&out.stderr);
+                        if let Some(v) = err.lines().find_map(|l| l.strip_prefix("achieved tok/s: ")).and_then(|v| v.trim().parse::<f64>().ok()) {
+                            cv.push(v);
+                        }
+                    }
+                    let mut outs = Vec::new();
+                    for mode in ["off", "on"] {
+                        let mut cmd = Command::new(&bin);
+                        cmd.arg(&ckpt).arg("-z").arg(&tok);
+                        cmd.args(["-t", "0", "-n", &tokens.to_string(), "--threads", &t.to_string(), "--jit", mode]);
+                        if int8 {
+                            cmd.arg("--int8");
+                        }
+                        let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+                        let err = String::from_utf8_lossy(&out.stderr).to_string();
+                        let v: f64 = err
+                            .lines()
+                            .find_map(|l| l.strip_prefix("achieved tok/s: "))
+                            .and_then(|v| v.trim().parse().ok())
+                            .with_context(|| format!("{cmd:?} printed no tok/s: {err}"))?;
+                        if mode == "off" { a.push(v) } else { j.push(v) }
+                        outs.push(out.stdout);
+                    }
+                    same &= outs[0] == outs[1];
+                }
+                let (a, j) = (median(&mut a), median(&mut j));
+                let wname = if int8 { "int8" } else { "f32" };
+                let c = if cv.is_empty() { "-".to_string() } else { format!("{:.1}", median(&mut cv)) };
+                println!("| {name} | {wname} | {t} | {a:.1} | {j:.1} | {:.2}x | {} | {c} |", j / a, if same { "yes" } else { "NO" });
+                e2e.push(format!("{{\"model\":\"{name}\",\"weights\":\"{wname}\",\"threads\":{t},\"aot_tok_s\":{a:.2},\"jit_tok_s\":{j:.2},\"same_text\":{same}}}"));
+            }
+        }
+    }
+
+    let kj: Vec<String> = krows
+        .iter()
+        .map(|r| format!("{{\"model\":\"{}\",\"rows\":{},\"cols\":{},\"aot_ns\":{:.1},\"jit_ns\":{:.1}}}", r.model, r.rows, r.cols, r.aot_ns, r.jit_ns))
+        .collect();
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let line = format!(
+        "{{\"bench\":\"jit\",\"unix_time\":{stamp},\"isa\":\"{}\",\"generate\":[{}],\"kernels\":[{}],\"end_to_end\":[{}]}}\n",
+        isa.name(),
+        gen_json.join(","),
+        kj.join(","),
+        e2e.join(",")
+    );
+    let hist = repo_root().join("bench/history");
+    std::fs::create_dir_all(&hist)?;
+    use std::io::Write;
+    std::fs::OpenOptions::new().create(true).append(true).open(hist.join("jit.jsonl"))?.write_all(line.as_bytes())?;
+    println!("\nappended to bench/history/jit.jsonl");
+    Ok(0)
+}

@@ -1,0 +1,86 @@
+//! The `bareflow` command as a library: build an app into a bootable image, pack
+//! its boot-time files, boot it under QEMU (choosing KVM or TCG by probing),
+//! symbolize its backtraces, run the test suites and the benchmarks.
+//!
+//! Principles: every step says what it does and, when it fails, what was wrong
+//! and what to do; missing host tools are installed (or the exact command to do
+//! so is printed); a guest this process started is always stopped by it.
+//! `main.rs` is a thin shell over [`main_with_args`] so that tests drive the
+//! same code.
+#![forbid(unsafe_code)]
+
+pub mod accel;
+pub mod bench;
+pub mod bench_tasks;
+pub mod build;
+pub mod iso;
+pub mod jit;
+pub mod qemu;
+pub mod root;
+pub mod run;
+pub mod setup;
+pub mod symbolize;
+pub mod trust;
+
+mod llm;
+
+use anyhow::{Result, bail};
+
+const USAGE: &str = "\
+usage: cargo bareflow <command> ...
+  build <app> [--debug]                 build an app crate into a bootable image
+  run <app> [options] [-- APP ARGS]     build and boot an app under QEMU
+      --file HOST[:GUEST]   add a file to the boot-time archive (repeatable)
+      --env KEY=VALUE       add a configuration option (repeatable)
+      --cpus N  --mem M  --machine microvm|q35|pc  --accel auto|kvm|tcg
+      --timeout S  --iso  --image PATH  --debug  --initfs PATH (a signed initfs, instead of --file)
+  test                                  cargo test at the repo root (host + in-QEMU suites)
+  bench boot|llm|tasks                       benchmarks
+  llm ...                               the inference engine's commands
+  key gen [--name N] | key list         Ed25519 signing keys (images trust every key listed)
+  sign FILE [--key N] | verify FILE     detached signatures; verify also checks a signed initfs
+  pack DIR -o OUT [--key N]             pack a folder into a signed initfs";
+
+/// Runs one `bareflow` command line (without the program name); returns the process exit code.
+pub fn main_with_args(args: &[String]) -> Result<i32> {
+    let Some((cmd, rest)) = args.split_first() else {
+        eprintln!("{USAGE}");
+        return Ok(2);
+    };
+    match cmd.as_str() {
+        "build" => build::cli_main(rest),
+        "run" => run::cli_main(rest),
+        "test" => cli_test(rest),
+        "bench" => match rest.split_first() {
+            Some((name, rest)) if name == "boot" => bench::boot_main(rest),
+            Some((name, rest)) if name == "llm" => llm::bench(rest),
+            Some((name, rest)) if name == "tasks" => bench_tasks::main(rest),
+            Some((name, rest)) if name == "jit" => jit::bench(rest),
+            Some((name, _)) => bail!("unknown benchmark `{name}`: available benches are `boot`, `llm` and `tasks`"),
+            None => bail!("`bench` needs a benchmark name: available benches are `boot`, `llm` and `tasks`"),
+        },
+        "llm" => llm::main(rest),
+        "key" => trust::key_main(rest),
+        "sign" => trust::sign_main(rest),
+        "verify" => trust::verify_main(rest),
+        "pack" => trust::pack_main(rest),
+        "payload" => trust::payload_main(rest),
+        "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            Ok(0)
+        }
+        other => bail!("unknown command `{other}`\n{USAGE}"),
+    }
+}
+
+/// `bareflow test`: `cargo test` at the repo root, passing its exit code through.
+fn cli_test(rest: &[String]) -> Result<i32> {
+    let root = root::repo_root();
+    let status = std::process::Command::new(root::cargo())
+        .arg("test")
+        .args(rest)
+        .current_dir(&root)
+        .status()
+        .map_err(|e| anyhow::anyhow!("could not start cargo ({e}): is Rust installed and on PATH?"))?;
+    Ok(status.code().unwrap_or(1))
+}

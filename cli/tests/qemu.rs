@@ -1,0 +1,686 @@
+//! The in-QEMU test suite: builds the `hello` and `ktest` images once, boots them
+//! for real and checks what they print and how they exit. Runs under `cargo test`
+//! (harness = false), two guests at a time (the machine has two cores), one line
+//! per case, and a closing `N passed, N failed` line. QEMU missing and not
+//! installable is a failure, never a silent skip.
+//!
+//! Cases are data: add a row to `cases()`.
+
+use bareflow_cli::accel::AccelChoice;
+use bareflow_cli::build::{self, Profile};
+use bareflow_cli::qemu::{Ending, Machine};
+use bareflow_cli::run::{self, RunOptions};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How a case is run.
+#[derive(Clone)]
+enum Via {
+    /// Through the library (`run::run`), checking the guest's exit code.
+    Lib,
+    /// Through the `bareflow` binary, checking the process's exit code and stderr.
+    Cli,
+    /// Through the binary, sending it SIGINT (Ctrl-C) after this long.
+    CliInterrupt(Duration),
+    /// Through the library with a NIC on QEMU's user network (TCP forward to
+    /// guest port 80, UDP to guest port 7, from 127.0.0.1); while the guest
+    /// runs, the peer function talks to it from the host with the two host ports.
+    Peer(fn(u16, u16) -> Result<(), String>),
+}
+
+/// One test case: what to boot, and what must come out.
+#[derive(Clone)]
+struct Case {
+    name: &'static str,
+    app: &'static str,
+    via: Via,
+    machine: Option<Machine>,
+    /// vCPUs (`-smp`).
+    cpus: u32,
+    /// Guest memory (`-m`).
+    mem: &'static str,
+    iso: bool,
+    env: Vec<(&'static str, &'static str)>,
+    /// Files: (guest path, contents); written to a temp dir first.
+    files: Vec<(&'static str, &'static str)>,
+    /// Files from the repository: (path relative to the repo root, guest path).
+    repo_files: Vec<(&'static str, &'static str)>,
+    args: Vec<&'static str>,
+    timeout: Duration,
+    /// Exit code of the guest (Lib) or of the process (Cli).
+    exit: i32,
+    /// Substrings the output must contain (serial output for Lib, stdout+stderr for Cli).
+    expect: Vec<&'static str>,
+    /// Extra CLI arguments (Cli only), inserted after the app name.
+    cli_args: Vec<String>,
+    /// Optional extra check on (output, exit) returning an error message.
+    check: Option<Check>,
+    /// Skip (with this reason) unless the predicate says the case can run.
+    needs_grub: bool,
+    /// Pack `files` into an initfs here and boot it with `--initfs`, altered like this.
+    initfs: Option<Initfs>,
+}
+
+/// How a case's own initfs is made (issue 6: only signed files are read).
+#[derive(Clone, Copy)]
+enum Initfs {
+    /// Signed with the `default` key, untouched.
+    Good,
+    /// One byte of the last file's data flipped after signing.
+    FlipData,
+    /// One byte of the signed entry table flipped.
+    FlipTable,
+    /// Signed with a key the image does not trust.
+    UntrustedKey,
+}
+
+/// Packs `files` into `tmp/NAME-initfs.img` as `how` says.
+fn make_initfs(how: Initfs, files: &[(PathBuf, String)], tmp: &Path, name: &str) -> Result<PathBuf, String> {
+    use bareflow_abi::signature::SecretKey;
+    let path = tmp.join(format!("{name}-initfs.img"));
+    let key = match how {
+        Initfs::UntrustedKey => SecretKey::from_seed([0x5a; 32]),
+        _ => bareflow_cli::trust::keys::KeyStore::from_env()
+            .and_then(|s| s.secret(bareflow_cli::trust::keys::DEFAULT_KEY))
+            .map_err(|e| format!("{e:#}"))?,
+    };
+    bareflow_cli::trust::pack_files(files, &key, &path).map_err(|e| format!("{e:#}"))?;
+    let mut bytes = std::fs::read(&path).map_err(|e| e.to_string())?;
+    match how {
+        Initfs::FlipData => *bytes.last_mut().ok_or("empty initfs")? ^= 0x01,
+        Initfs::FlipTable => bytes[bareflow_abi::initfs::HEADER_LEN + 40] ^= 0x01,
+        Initfs::Good | Initfs::UntrustedKey => {}
+    }
+    std::fs::write(&path, &bytes).map_err(|e| e.to_string())?;
+    Ok(path)
+}
+
+/// An extra check on a case's output; `Err` says what is wrong.
+type Check = fn(&str) -> Result<(), String>;
+
+fn case(name: &'static str, app: &'static str, args: &[&'static str], exit: i32, expect: &[&'static str]) -> Case {
+    Case {
+        name,
+        app,
+        via: Via::Lib,
+        machine: None,
+        cpus: 1,
+        mem: "128M",
+        iso: false,
+        env: Vec::new(),
+        files: Vec::new(),
+        repo_files: Vec::new(),
+        args: args.to_vec(),
+        timeout: Duration::from_secs(60),
+        exit,
+        expect: expect.to_vec(),
+        cli_args: Vec::new(),
+        check: None,
+        needs_grub: false,
+        initfs: None,
+    }
+}
+
+const HELLO: &str = "Hello from BareFlow!";
+
+fn cases() -> Vec<Case> {
+    vec![
+        Case { machine: Some(Machine::Microvm), ..case("boot-microvm", "hello", &[], 0, &[HELLO]) },
+        Case { machine: Some(Machine::Q35), ..case("boot-q35", "hello", &[], 0, &[HELLO]) },
+        Case { machine: Some(Machine::Pc), ..case("boot-pc", "hello", &[], 0, &[HELLO]) },
+        Case { iso: true, machine: Some(Machine::Q35), needs_grub: true, ..case("boot-grub", "hello", &[], 0, &[HELLO]) },
+        case("exit-code", "hello", &["--exit", "7"], 7, &[HELLO]),
+        case("args", "hello", &["a", "b c"], 0, &[r#"args: ["a", "b c"]"#]),
+        Case { env: vec![("GREET", "tester")], ..case("env", "hello", &[], 0, &["greetings, tester"]) },
+        case("bss", "ktest", &["bss"], 0, &["bss: zero"]),
+        case("text-write", "ktest", &["text-write"], 102, &["PAGE FAULT", "write", "protection violation"]),
+        case("heap-exec", "ktest", &["heap-exec"], 102, &["PAGE FAULT", "instruction fetch"]),
+        case("stack-overflow", "ktest", &["stack-overflow"], 102, &["stack overflow"]),
+        case("null-deref", "ktest", &["null"], 102, &["PAGE FAULT", "cr2=0x0000000000000000"]),
+        Case {
+            check: Some(has_symbolized_frame),
+            ..case("panic", "ktest", &["panic"], 101, &["panicked at apps/ktest/src/main.rs", "deliberate panic"])
+        },
+        Case {
+            files: vec![("data.txt", "file content from the host\n")],
+            ..case("files", "ktest", &["cat", "data.txt"], 0, &["file content from the host"])
+        },
+        case("files-missing", "ktest", &["cat", "missing"], 1, &["missing: no such file"]),
+        // Issue 6: the boot module is a signed initfs; tampering is refused.
+        Case {
+            files: vec![("data.txt", "signed content\n"), ("dir/b.txt", "second file\n")],
+            initfs: Some(Initfs::Good),
+            ..case("initfs-good", "ktest", &["cat", "dir/b.txt"], 0, &["second file"])
+        },
+        Case {
+            files: vec![("data.txt", "signed content\n"), ("dir/b.txt", "second file\n")],
+            initfs: Some(Initfs::FlipData),
+            ..case(
+                "initfs-tampered-file",
+                "ktest",
+                &["cat", "dir/b.txt"],
+                1,
+                &["initfs entry `dir/b.txt` does not match its signed SHA-256", "dir/b.txt: refused"],
+            )
+        },
+        Case {
+            files: vec![("data.txt", "signed content\n"), ("dir/b.txt", "second file\n")],
+            initfs: Some(Initfs::FlipData),
+            ..case("initfs-tampered-others-intact", "ktest", &["cat", "data.txt"], 0, &["signed content"])
+        },
+        Case {
+            files: vec![("data.txt", "signed content\n")],
+            initfs: Some(Initfs::FlipTable),
+            ..case("initfs-bad-signature", "ktest", &["cat", "data.txt"], 103, &["refusing to boot", "signature does not match"])
+        },
+        Case {
+            files: vec![("data.txt", "signed content\n")],
+            initfs: Some(Initfs::UntrustedKey),
+            ..case("initfs-untrusted-key", "ktest", &["cat", "data.txt"], 103, &["refusing to boot", "which is not trusted"])
+        },
+        Case { check: Some(avx2_under_tcg), ..case("sse-avx", "ktest", &["cpu"], 0, &["sse2: yes"]) },
+        case("timer", "ktest", &["timer"], 0, &["timer: ok"]),
+        // Issue 4: threads, scheduling, timers, sync, task IDs, on 1, 2 and 4 vCPUs.
+        Case { cpus: 1, ..case("threads-smp1", "ktest", &["threads"], 0, &["threads: ok", "work ran on cpus [0]"]) },
+        Case { cpus: 2, ..case("threads-smp2", "ktest", &["threads"], 0, &["threads: ok", "work ran on cpus [0, 1]"]) },
+        Case { cpus: 4, ..case("threads-smp4", "ktest", &["threads"], 0, &["threads: ok", "work ran on cpus [0, 1, 2, 3]"]) },
+        Case {
+            cpus: 4,
+            machine: Some(Machine::Q35),
+            ..case("threads-smp4-q35", "ktest", &["threads"], 0, &["threads: ok", "work ran on cpus [0, 1, 2, 3]"])
+        },
+        Case {
+            cpus: 2,
+            machine: Some(Machine::Pc),
+            ..case("threads-smp2-pc", "ktest", &["threads"], 0, &["threads: ok", "work ran on cpus [0, 1]"])
+        },
+        Case { cpus: 1, ..case("channels-smp1", "ktest", &["channels"], 0, &["channels: ok"]) },
+        Case { cpus: 4, ..case("channels-smp4", "ktest", &["channels"], 0, &["channels: ok"]) },
+        Case { cpus: 1, ..case("ring-smp1", "ktest", &["ring"], 0, &["ring: ok"]) },
+        Case { cpus: 2, ..case("ring-smp2", "ktest", &["ring"], 0, &["ring: ok"]) },
+        Case { cpus: 4, ..case("ring-smp4", "ktest", &["ring"], 0, &["ring: ok"]) },
+        Case { cpus: 1, ..case("preempt-smp1", "ktest", &["preempt"], 0, &["preempt: ok"]) },
+        Case { cpus: 2, ..case("preempt-smp2", "ktest", &["preempt"], 0, &["preempt: ok"]) },
+        Case { cpus: 2, ..case("deadlines", "ktest", &["deadlines"], 0, &["deadlines: ok"]) },
+        Case {
+            cpus: 2,
+            ..case("deadlock-detected", "ktest", &["deadlock"], 101, &["deadlock: thread", "locks a Mutex it already holds"])
+        },
+        Case { check: Some(ids_differ_between_boots), ..case("ids-boot-a", "ktest", &["ids"], 0, &["0 duplicates"]) },
+        Case { check: Some(ids_differ_between_boots), ..case("ids-boot-b", "ktest", &["ids"], 0, &["0 duplicates"]) },
+        // Issue 3: the inference engine in the image, byte for byte against run.c's transcripts,
+        // with the model and tokenizer handed over as files.
+        Case {
+            repo_files: vec![("models/stories260K.bin", "stories260K.bin"), ("models/tok512.bin", "tok512.bin")],
+            mem: "256M",
+            check: Some(llm_matches_greedy_reference),
+            ..case("llm-greedy-image", "llm", &["stories260K.bin", "-z", "tok512.bin", "-t", "0.0", "-n", "256"], 0, &["Once upon a time"])
+        },
+        Case {
+            cpus: 2,
+            repo_files: vec![("models/stories260K.bin", "stories260K.bin"), ("models/tok512.bin", "tok512.bin")],
+            mem: "256M",
+            check: Some(llm_matches_sample_reference),
+            ..case(
+                "llm-sample-image-smp2",
+                "llm",
+                &["stories260K.bin", "-z", "tok512.bin", "-t", "1.0", "-p", "0.9", "-s", "133742", "-n", "256"],
+                0,
+                &["achieved tok/s"],
+            )
+        },
+        Case { mem: "256M", ..case("llm-default-story", "llm", &[], 0, &["Once upon a time", "achieved tok/s"]) },
+        // Issue 7: generated kernels in the image's W^X pages for every shape (`only` fails if one is missing).
+        Case {
+            repo_files: vec![("models/stories260K.bin", "stories260K.bin"), ("models/tok512.bin", "tok512.bin")],
+            mem: "256M",
+            check: Some(llm_matches_greedy_reference),
+            ..case("llm-jit-image", "llm", &["stories260K.bin", "-z", "tok512.bin", "-t", "0.0", "-n", "256", "--jit", "only"], 0, &["Once upon a time"])
+        },
+        // Issue 5: a real peer on the host over QEMU's user network.
+        Case {
+            via: Via::Peer(net_peer),
+            cpus: 2,
+            mem: "512M",
+            timeout: Duration::from_secs(120),
+            ..case("net-tcp-udp-64mib", "ktest", &["net", "3"], 0, &["net: done", "DHCP address 10.0.2.15"])
+        },
+        Case {
+            via: Via::Peer(httpd_peer),
+            cpus: 2,
+            mem: "512M",
+            timeout: Duration::from_secs(150),
+            files: vec![("index.html", "served from the image\n")],
+            // 1 probe at least + 100 x 5 + /status: exits after the last one.
+            ..case("httpd-image-100-clients", "httpd", &["--port", "80", "--max-conns", "256", "--exit-after", "502"], 0, &["httpd: serving"])
+        },
+        case("registry-missing", "ktest", &["registry-missing"], 0, &["registry: no device `blk7`", "attached: none"]),
+        Case {
+            via: Via::Cli,
+            timeout: Duration::from_secs(3),
+            check: Some(qemu_pid_is_gone),
+            ..case("timeout", "ktest", &["hang"], 124, &["timeout", "killed the guest (QEMU pid"])
+        },
+        Case {
+            via: Via::CliInterrupt(Duration::from_millis(1500)),
+            check: Some(qemu_pid_is_gone),
+            ..case("ctrl-c", "ktest", &["hang"], 130, &["interrupted: stopped the guest (QEMU pid"])
+        },
+        Case {
+            // An ELF without a PVH note: QEMU refuses it with status 1, which must not read as "exit 0".
+            via: Via::Cli,
+            cli_args: vec!["--image".into(), "/bin/true".into()],
+            ..case("not-an-image", "hello", &[], 2, &["QEMU failed with status 1", "PVH"])
+        },
+        Case {
+            via: Via::Cli,
+            cli_args: vec!["--image".into(), "/nonexistent".into()],
+            ..case("bad-image", "hello", &[], 2, &["image /nonexistent does not exist"])
+        },
+    ]
+}
+
+/// A backtrace line the runner symbolized: `  #N 0x... <name+0x..>`.
+fn has_symbolized_frame(out: &str) -> Result<(), String> {
+    let ok = out.lines().any(|l| {
+        bareflow_cli::symbolize::parse_frame(l.split(" <").next().unwrap_or("")).is_some()
+            && l.contains(" <")
+            && l.trim_end().ends_with('>')
+    });
+    if ok { Ok(()) } else { Err("no symbolized backtrace line (`  #N 0x... <symbol+0xoff>`)".into()) }
+}
+
+/// The guest's output, less the `achieved tok/s` line, equals reference transcript `name` (less its command line).
+fn llm_matches_reference(out: &str, name: &str) -> Result<(), String> {
+    let path = bareflow_cli::root::repo_root().join("models/reference").join(name);
+    let reference = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let want: String = reference.lines().skip(1).map(|l| format!("{l}\n")).collect();
+    let got: String = out.lines().filter(|l| !l.starts_with("achieved tok/s")).map(|l| format!("{l}\n")).collect();
+    if got == want {
+        Ok(())
+    } else {
+        let at = got.chars().zip(want.chars()).take_while(|(a, b)| a == b).count();
+        Err(format!("output differs from {name} at character {at}"))
+    }
+}
+
+fn llm_matches_greedy_reference(out: &str) -> Result<(), String> {
+    llm_matches_reference(out, "greedy_no_prompt_n256.txt")
+}
+
+fn llm_matches_sample_reference(out: &str) -> Result<(), String> {
+    llm_matches_reference(out, "sample_t1.0_p0.9_s133742_no_prompt_n256.txt")
+}
+
+/// A port on 127.0.0.1 that is free now.
+fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port on 127.0.0.1: {e}"))
+}
+
+/// The checksum the guest computes: h = h * 31 + byte, wrapping.
+fn guest_sum(data: &[u8], mut h: u64) -> u64 {
+    for &b in data {
+        h = h.wrapping_mul(31).wrapping_add(b as u64);
+    }
+    h
+}
+
+/// One TCP exchange with the guest's server, retried until it listens (up to 30 s).
+fn tcp_exchange(port: u16, send: &[u8]) -> Result<Vec<u8>, String> {
+    use std::io::{Read, Write};
+    let start = Instant::now();
+    loop {
+        let attempt = (|| -> std::io::Result<Vec<u8>> {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+            s.set_read_timeout(Some(Duration::from_secs(30)))?;
+            s.write_all(send)?;
+            let mut out = Vec::new();
+            s.read_to_end(&mut out)?;
+            Ok(out)
+        })();
+        match attempt {
+            Ok(out) if out.starts_with(b"HTTP/1.0 200") => return Ok(out),
+            Ok(_) | Err(_) if start.elapsed() < Duration::from_secs(30) => std::thread::sleep(Duration::from_millis(200)),
+            Ok(out) => return Err(format!("bad reply: {:?}", String::from_utf8_lossy(&out[..out.len().min(200)]))),
+            Err(e) => return Err(format!("cannot talk to the guest on 127.0.0.1:{port}: {e}")),
+        }
+    }
+}
+
+/// The host peer of `ktest net 3`: a request, a 64 MiB upload and a 64 MiB
+/// download, each checksummed; UDP echo.
+fn net_peer(tcp: u16, udp: u16) -> Result<(), String> {
+    let req = b"GET / HTTP/1.0\r\n\r\n";
+    let r = tcp_exchange(tcp, req)?;
+    let want = format!("bytes={} sum={}", req.len(), guest_sum(req, 0));
+    if !String::from_utf8_lossy(&r).contains(&want) {
+        return Err(format!("reply lacks `{want}`: {}", String::from_utf8_lossy(&r)));
+    }
+    // UDP echo (the guest's echo thread is up once TCP answers).
+    let u = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    u.set_read_timeout(Some(Duration::from_secs(2))).map_err(|e| e.to_string())?;
+    let mut echoed = false;
+    for _ in 0..5 {
+        let _ = u.send_to(b"ping bareflow", ("127.0.0.1", udp));
+        let mut b = [0u8; 64];
+        if let Ok((n, _)) = u.recv_from(&mut b) {
+            echoed = &b[..n] == b"ping bareflow";
+            break;
+        }
+    }
+    if !echoed {
+        return Err("no UDP echo".into());
+    }
+    // 64 MiB up.
+    let big: Vec<u8> = (0..64usize << 20).map(|i| (i * 7 % 251) as u8).chain(req.iter().copied()).collect();
+    let r = tcp_exchange(tcp, &big)?;
+    let want = format!("bytes={} sum={}", big.len(), guest_sum(&big, 0));
+    if !String::from_utf8_lossy(&r).contains(&want) {
+        return Err(format!("upload: reply lacks `{want}`: {}", String::from_utf8_lossy(&r)));
+    }
+    // 64 MiB down.
+    let n = 64usize << 20;
+    let r = tcp_exchange(tcp, format!("DOWNLOAD {n}\r\n\r\n").as_bytes())?;
+    let body_at = r.windows(4).position(|w| w == b"\r\n\r\n").ok_or("download: no header end")? + 4;
+    let body = &r[body_at..];
+    let ok = body.len() == n && body.iter().enumerate().all(|(i, &b)| b == (i % 65536 % 251) as u8);
+    if !ok {
+        return Err(format!("download: got {} bytes, want {n} of the pattern", body.len()));
+    }
+    Ok(())
+}
+
+/// A keep-alive HTTP/1.1 client: `n` GETs of `path` on one connection; the bodies.
+fn http_keepalive(port: u16, path: &str, n: usize) -> Result<Vec<String>, String> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let s = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(60))).map_err(|e| e.to_string())?;
+    let mut w = s.try_clone().map_err(|e| e.to_string())?;
+    let mut r = BufReader::new(s);
+    let mut bodies = Vec::new();
+    for _ in 0..n {
+        write!(w, "GET {path} HTTP/1.1\r\nHost: bareflow\r\n\r\n").map_err(|e| e.to_string())?;
+        let mut status = String::new();
+        r.read_line(&mut status).map_err(|e| e.to_string())?;
+        if !status.starts_with("HTTP/1.1 200") {
+            return Err(format!("GET {path}: {}", status.trim()));
+        }
+        let mut len = 0usize;
+        loop {
+            let mut h = String::new();
+            r.read_line(&mut h).map_err(|e| e.to_string())?;
+            if h.trim().is_empty() {
+                break;
+            }
+            if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().map_err(|_| "bad content-length")?;
+            }
+        }
+        let mut body = vec![0u8; len];
+        r.read_exact(&mut body).map_err(|e| e.to_string())?;
+        bodies.push(String::from_utf8_lossy(&body).into_owned());
+    }
+    Ok(bodies)
+}
+
+/// The host peer of `httpd` in the image: waits for it, then 100 concurrent
+/// keep-alive clients × 5 GETs each, then `/status`.
+fn httpd_peer(tcp: u16, _udp: u16) -> Result<(), String> {
+    let start = Instant::now();
+    // Exactly one probe succeeds (the server exits after a fixed count).
+    while http_keepalive(tcp, "/index.html", 1).is_err() {
+        if start.elapsed() > Duration::from_secs(60) {
+            return Err("httpd did not answer within 60 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let clients: Vec<_> = (0..100).map(|_| std::thread::spawn(move || http_keepalive(tcp, "/index.html", 5))).collect();
+    for c in clients {
+        let bodies = c.join().map_err(|_| "client panicked")??;
+        if bodies.iter().any(|b| b != "served from the image\n") {
+            return Err(format!("wrong body: {bodies:?}"));
+        }
+    }
+    let status = http_keepalive(tcp, "/status", 1)?.pop().unwrap_or_default();
+    if !status.contains("\"served\":") {
+        return Err(format!("bad /status: {status}"));
+    }
+    Ok(())
+}
+
+/// The first task IDs of two boots must differ (a fresh key each boot).
+fn ids_differ_between_boots(out: &str) -> Result<(), String> {
+    static SEEN: Mutex<Option<String>> = Mutex::new(None);
+    let line = out.lines().find(|l| l.starts_with("ids: first")).ok_or("no `ids: first` line")?.to_string();
+    let mut seen = SEEN.lock().map_err(|_| "poisoned")?;
+    match seen.as_ref() {
+        Some(other) if *other == line => Err(format!("two boots gave the same IDs: {line}")),
+        _ => {
+            *seen = Some(line);
+            Ok(())
+        }
+    }
+}
+
+/// Under TCG `-cpu max` the guest must see AVX2.
+fn avx2_under_tcg(out: &str) -> Result<(), String> {
+    if *ACCEL.lock().unwrap() == Some(bareflow_cli::qemu::Accel::Kvm) {
+        return Ok(());
+    }
+    if out.contains("avx2: yes") { Ok(()) } else { Err("TCG with -cpu max should report `avx2: yes`".into()) }
+}
+
+/// The runner's timeout message names the QEMU pid; that process must be gone.
+fn qemu_pid_is_gone(out: &str) -> Result<(), String> {
+    let pid = out
+        .split("QEMU pid ")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .and_then(|s| s.parse::<u32>().ok())
+        .ok_or("the message does not name the QEMU pid")?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    if status.contains("qemu-system") { Err(format!("QEMU pid {pid} is still running")) } else { Ok(()) }
+}
+
+/// The accelerator chosen for the run (for checks that depend on it).
+static ACCEL: Mutex<Option<bareflow_cli::qemu::Accel>> = Mutex::new(None);
+
+struct Images {
+    hello: PathBuf,
+    ktest: PathBuf,
+    llm: PathBuf,
+    httpd: PathBuf,
+}
+
+/// The checks every case shares: exit code, expected substrings, the extra check.
+fn verify(c: &Case, exit_ok: bool, got: &str, text: &str) -> Result<(), String> {
+    if !exit_ok {
+        return Err(format!("expected exit code {}, got {got}", c.exit));
+    }
+    if let Some(missing) = c.expect.iter().find(|e| !text.contains(*e)) {
+        return Err(format!("output lacks `{missing}`"));
+    }
+    c.check.map_or(Ok(()), |check| check(text))
+}
+
+fn run_case(c: &Case, images: &Images, tmp: &Path) -> Result<(), String> {
+    let image = match c.app {
+        "hello" => &images.hello,
+        "llm" => &images.llm,
+        "httpd" => &images.httpd,
+        _ => &images.ktest,
+    };
+    // Files for the archive.
+    let mut files = Vec::new();
+    for (guest, content) in &c.files {
+        let host = tmp.join(format!("{}-{}", c.name, guest.replace('/', "_")));
+        std::fs::write(&host, content).map_err(|e| format!("cannot write {}: {e}", host.display()))?;
+        files.push((host, guest.to_string()));
+    }
+    for (path, guest) in &c.repo_files {
+        files.push((bareflow_cli::root::repo_root().join(path), guest.to_string()));
+    }
+    if let Via::Peer(peer) = c.via {
+        let tcp = free_port()?;
+        let udp = free_port()?;
+        let mut o = RunOptions::new(c.app);
+        o.image = Some(image.clone());
+        o.machine = c.machine;
+        o.cpus = c.cpus;
+        o.mem = c.mem.to_string();
+        o.args = c.args.iter().map(|s| s.to_string()).collect();
+        o.timeout = c.timeout;
+        o.echo = false;
+        o.tag = Some(c.name.to_string());
+        o.net = Some(vec![(tcp, 80), (udp, 7)]);
+        o.files = files;
+        let guest = std::thread::spawn(move || run::run(&o).map_err(|e| format!("{e:#}")));
+        let peer_result = peer(tcp, udp);
+        let out = guest.join().map_err(|_| "the runner thread panicked".to_string())??;
+        let text = out.output();
+        peer_result.map_err(|e| format!("{e}\n--- guest output ---\n{text}"))?;
+        let exit_ok = out.ending == Ending::Code(c.exit);
+        let got = format!("{:?}", out.ending);
+        return verify(c, exit_ok, &got, &text).map_err(|e| format!("{e}\n--- guest output ---\n{text}"));
+    }
+    match c.via {
+        Via::Peer(_) => unreachable!("handled above"),
+        Via::Lib => {
+            let mut o = RunOptions::new(c.app);
+            o.image = Some(image.clone());
+            o.machine = c.machine;
+            o.cpus = c.cpus;
+            o.mem = c.mem.to_string();
+            o.iso = c.iso;
+            o.env = c.env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            match c.initfs {
+                Some(how) => o.initfs = Some(make_initfs(how, &files, tmp, c.name)?),
+                None => o.files = files,
+            }
+            o.args = c.args.iter().map(|s| s.to_string()).collect();
+            o.timeout = c.timeout;
+            o.echo = false;
+            o.tag = Some(c.name.to_string());
+            let out = run::run(&o).map_err(|e| format!("{e:#}"))?;
+            let text = out.output();
+            let exit_ok = out.ending == Ending::Code(c.exit);
+            verify(c, exit_ok, &format!("{:?}", out.ending), &text)
+                .map_err(|why| format!("{why}\n--- guest output ---\n{text}--- QEMU stderr ---\n{}", out.stderr))
+        }
+        Via::Cli | Via::CliInterrupt(_) => {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_bareflow"));
+            cmd.arg("run").arg(c.app);
+            if !c.cli_args.iter().any(|a| a == "--image") {
+                cmd.arg("--image").arg(image);
+            }
+            cmd.args(&c.cli_args);
+            cmd.arg("--timeout").arg(c.timeout.as_secs_f64().to_string());
+            for (host, guest) in &files {
+                cmd.arg("--file").arg(format!("{}:{guest}", host.display()));
+            }
+            for (k, v) in &c.env {
+                cmd.arg("--env").arg(format!("{k}={v}"));
+            }
+            if let Some(m) = c.machine {
+                cmd.arg("--machine").arg(m.name());
+            }
+            cmd.arg("--").args(&c.args);
+            cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+            let child = cmd.spawn().map_err(|e| format!("cannot run the bareflow binary: {e}"))?;
+            if let Via::CliInterrupt(after) = c.via {
+                std::thread::sleep(after);
+                let sent = Command::new("kill").arg("-INT").arg(child.id().to_string()).status();
+                if !sent.is_ok_and(|s| s.success()) {
+                    return Err("could not send SIGINT with kill(1)".into());
+                }
+            }
+            let out = child.wait_with_output().map_err(|e| format!("waiting for the bareflow binary: {e}"))?;
+            let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            let exit_ok = out.status.code() == Some(c.exit);
+            verify(c, exit_ok, &format!("process exit {:?}", out.status.code()), &text)
+                .map_err(|why| format!("{why}\n--- output ---\n{text}"))
+        }
+    }
+}
+
+fn main() {
+    // `cargo test -- <filter>`: run only cases whose name contains a filter word.
+    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let all = cases();
+    let selected: Vec<Case> =
+        all.into_iter().filter(|c| filters.is_empty() || filters.iter().any(|f| c.name.contains(f.as_str()))).collect();
+    println!("qemu: {} cases", selected.len());
+    if selected.is_empty() {
+        println!("0 passed, 0 failed");
+        return;
+    }
+    let fatal = |why: String| -> ! {
+        println!("qemu: FAILED before any case: {why}");
+        println!("0 passed, {} failed", selected.len());
+        std::process::exit(1)
+    };
+    if let Err(e) = bareflow_cli::setup::ensure_qemu() {
+        fatal(format!("{e:#}"));
+    }
+    let t = Instant::now();
+    let hello = build::build_image("hello", Profile::Release).unwrap_or_else(|e| fatal(format!("{e:#}")));
+    let ktest = build::build_image("ktest", Profile::Release).unwrap_or_else(|e| fatal(format!("{e:#}")));
+    let llm = build::build_image("llm", Profile::Release).unwrap_or_else(|e| fatal(format!("{e:#}")));
+    println!("qemu: images built in {:.1} s", t.elapsed().as_secs_f64());
+    match bareflow_cli::accel::resolve(AccelChoice::Auto, &hello) {
+        Ok(a) => *ACCEL.lock().unwrap() = Some(a),
+        Err(e) => fatal(format!("{e:#}")),
+    }
+    let grub = if selected.iter().any(|c| c.needs_grub) { bareflow_cli::setup::ensure_grub().err() } else { None };
+    let tmp = std::env::temp_dir().join(format!("bareflow-qemu-tests-{}", std::process::id()));
+    if let Err(e) = std::fs::create_dir_all(&tmp) {
+        fatal(format!("cannot create {}: {e}", tmp.display()));
+    }
+    let httpd = build::build_image("httpd", Profile::Release).unwrap_or_else(|e| fatal(format!("{e:#}")));
+    let images = Images { hello, ktest, llm, httpd };
+    let queue = Mutex::new(selected.iter().collect::<Vec<_>>().into_iter());
+    let results = Mutex::new((0usize, 0usize, 0usize)); // passed, failed, skipped
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                loop {
+                    let Some(c) = queue.lock().unwrap().next() else { return };
+                    if let (true, Some(e)) = (c.needs_grub, &grub) {
+                        println!("qemu: {} ... skipped: GRUB tools cannot be installed: {e:#}", c.name);
+                        results.lock().unwrap().2 += 1;
+                        continue;
+                    }
+                    let t = Instant::now();
+                    let r = run_case(c, &images, &tmp);
+                    let secs = t.elapsed().as_secs_f64();
+                    let mut res = results.lock().unwrap();
+                    match r {
+                        Ok(()) => {
+                            res.0 += 1;
+                            println!("qemu: {} ... ok ({secs:.2} s)", c.name);
+                        }
+                        Err(why) => {
+                            res.1 += 1;
+                            println!("qemu: {} ... FAILED ({secs:.2} s): {why}", c.name);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let _ = std::fs::remove_dir_all(&tmp);
+    let (passed, failed, skipped) = *results.lock().unwrap();
+    if skipped > 0 {
+        println!("{passed} passed, {failed} failed, {skipped} skipped");
+    } else {
+        println!("{passed} passed, {failed} failed");
+    }
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,299 @@
+//! ACPI table parsing: the MADT (CPUs and interrupt controllers). Pure byte
+//! parsing over slices, tested on the host; the hardware layer reads the
+//! tables from physical memory and hands the bytes here.
+
+/// One processor from the MADT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MadtCpu {
+    /// Local APIC ID (what INIT/SIPI are addressed to).
+    pub apic_id: u32,
+    /// Usable now (enabled) rather than only hot-pluggable.
+    pub enabled: bool,
+}
+
+/// One I/O APIC from the MADT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MadtIoApic {
+    /// Its ID.
+    pub id: u8,
+    /// MMIO base.
+    pub address: u32,
+    /// First global system interrupt it serves.
+    pub gsi_base: u32,
+}
+
+/// What the MADT says.
+#[derive(Clone, Debug)]
+pub struct Madt<const N: usize> {
+    /// Local APIC MMIO base.
+    pub lapic_address: u32,
+    cpus: [MadtCpu; N],
+    n_cpus: usize,
+    ioapics: [MadtIoApic; 4],
+    n_ioapics: usize,
+}
+
+/// Why a table was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AcpiError {
+    /// Shorter than its header or than the length it states.
+    Truncated,
+    /// The signature is not the one expected.
+    BadSignature,
+    /// The bytes do not sum to zero.
+    BadChecksum,
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// Checks an ACPI table's header (signature, length, checksum) and returns
+/// the table cut to its stated length.
+pub fn check_table<'a>(bytes: &'a [u8], signature: &[u8; 4]) -> Result<&'a [u8], AcpiError> {
+    if bytes.len() < 36 {
+        return Err(AcpiError::Truncated);
+    }
+    if &bytes[0..4] != signature {
+        return Err(AcpiError::BadSignature);
+    }
+    let len = u32_at(bytes, 4).ok_or(AcpiError::Truncated)? as usize;
+    let table = bytes.get(..len).filter(|_| len >= 36).ok_or(AcpiError::Truncated)?;
+    if table.iter().fold(0u8, |a, &b| a.wrapping_add(b)) != 0 {
+        return Err(AcpiError::BadChecksum);
+    }
+    Ok(table)
+}
+
+impl<const N: usize> Madt<N> {
+    /// Parses a MADT (`APIC` table), header included.
+    pub fn parse(bytes: &[u8]) -> Result<Self, AcpiError> {
+        let t = check_table(bytes, b"APIC")?;
+        let mut m = Madt {
+            lapic_address: u32_at(t, 36).ok_or(AcpiError::Truncated)?,
+            cpus: [MadtCpu { apic_id: 0, enabled: false }; N],
+            n_cpus: 0,
+            ioapics: [MadtIoApic { id: 0, address: 0, gsi_base: 0 }; 4],
+            n_ioapics: 0,
+        };
+        let mut at = 44;
+        while at + 2 <= t.len() {
+            let (ty, len) = (t[at], t[at + 1] as usize);
+            if len < 2 || at + len > t.len() {
+                break;
+            }
+            let e = &t[at..at + len];
+            match ty {
+                0 if len >= 8 => {
+                    let flags = u32_at(e, 4).unwrap_or(0);
+                    m.push_cpu(MadtCpu { apic_id: e[3] as u32, enabled: flags & 1 != 0 });
+                }
+                9 if len >= 16 => {
+                    let flags = u32_at(e, 8).unwrap_or(0);
+                    m.push_cpu(MadtCpu { apic_id: u32_at(e, 4).unwrap_or(0), enabled: flags & 1 != 0 });
+                }
+                1 if len >= 12 && m.n_ioapics < m.ioapics.len() => {
+                    m.ioapics[m.n_ioapics] = MadtIoApic {
+                        id: e[2],
+                        address: u32_at(e, 4).unwrap_or(0),
+                        gsi_base: u32_at(e, 8).unwrap_or(0),
+                    };
+                    m.n_ioapics += 1;
+                }
+                _ => {}
+            }
+            at += len;
+        }
+        Ok(m)
+    }
+
+    fn push_cpu(&mut self, c: MadtCpu) {
+        if self.n_cpus < N && !self.cpus[..self.n_cpus].iter().any(|x| x.apic_id == c.apic_id) {
+            self.cpus[self.n_cpus] = c;
+            self.n_cpus += 1;
+        }
+    }
+
+    /// Every processor listed.
+    pub fn cpus(&self) -> &[MadtCpu] {
+        &self.cpus[..self.n_cpus]
+    }
+
+    /// Every I/O APIC listed.
+    pub fn ioapics(&self) -> &[MadtIoApic] {
+        &self.ioapics[..self.n_ioapics]
+    }
+}
+
+/// The physical addresses of the tables an RSDT (4-byte entries) or XSDT
+/// (8-byte entries) lists.
+pub fn sdt_entries(sdt: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    let wide = sdt.starts_with(b"XSDT");
+    let step = if wide { 8 } else { 4 };
+    sdt.get(36..).unwrap_or(&[]).chunks_exact(step).map(move |c| {
+        if wide {
+            u64::from_le_bytes(c.try_into().unwrap_or([0; 8]))
+        } else {
+            u32::from_le_bytes(c.try_into().unwrap_or([0; 4])) as u64
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(sig: &[u8; 4], body: &[u8]) -> Vec<u8> {
+        let mut t = vec![0u8; 36];
+        t[0..4].copy_from_slice(sig);
+        t.extend_from_slice(body);
+        let len = t.len() as u32;
+        t[4..8].copy_from_slice(&len.to_le_bytes());
+        let sum = t.iter().fold(0u8, |a, &b| a.wrapping_add(b));
+        t[9] = 0u8.wrapping_sub(sum);
+        t
+    }
+
+    #[test]
+    fn madt_lists_cpus_and_ioapics() {
+        let mut body = vec![];
+        body.extend_from_slice(&0xfee0_0000u32.to_le_bytes());
+        body.extend_from_slice(&1u32.to_le_bytes());
+        for id in 0..3u8 {
+            body.extend_from_slice(&[0, 8, id, id, if id == 2 { 0 } else { 1 }, 0, 0, 0]);
+        }
+        body.extend_from_slice(&[1, 12, 7, 0]);
+        body.extend_from_slice(&0xfec0_0000u32.to_le_bytes());
+        body.extend_from_slice(&0u32.to_le_bytes());
+        let m = Madt::<8>::parse(&table(b"APIC", &body)).expect("valid MADT");
+        assert_eq!(m.lapic_address, 0xfee0_0000);
+        assert_eq!(m.cpus().len(), 3);
+        assert!(m.cpus()[1].enabled && !m.cpus()[2].enabled);
+        assert_eq!(m.ioapics(), &[MadtIoApic { id: 7, address: 0xfec0_0000, gsi_base: 0 }]);
+    }
+
+    #[test]
+    fn bad_tables_are_refused() {
+        let mut t = table(b"APIC", &[0; 8]);
+        assert_eq!(Madt::<4>::parse(&t[..20]).err(), Some(AcpiError::Truncated));
+        t[10] ^= 1;
+        assert_eq!(Madt::<4>::parse(&t).err(), Some(AcpiError::BadChecksum));
+        assert_eq!(Madt::<4>::parse(&table(b"FACP", &[0; 8])).err(), Some(AcpiError::BadSignature));
+        // An entry whose length runs past the end stops the walk, without a panic.
+        let m = Madt::<4>::parse(&table(b"APIC", &[0, 0, 0, 0, 0, 0, 0, 0, 0, 200, 1])).expect("parses");
+        assert!(m.cpus().is_empty());
+    }
+
+    #[test]
+    fn sdt_entries_read_both_widths() {
+        let x = table(b"XSDT", &[1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(sdt_entries(&x).collect::<Vec<_>>(), vec![1, 2]);
+        let r = table(b"RSDT", &[3, 0, 0, 0, 4, 0, 0, 0]);
+        assert_eq!(sdt_entries(&r).collect::<Vec<_>>(), vec![3, 4]);
+    }
+}
+
+/// A virtio-mmio device found in the firmware's description.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MmioDevice {
+    /// MMIO base address.
+    pub base: u64,
+    /// Size of the register window.
+    pub size: u64,
+    /// Global system interrupt.
+    pub gsi: u32,
+}
+
+/// Finds virtio-mmio devices (`_HID "LNRO0005"`) in a DSDT by their
+/// resource templates: a Memory32Fixed descriptor (window) and an Extended
+/// Interrupt descriptor (GSI) following the ID. This reads QEMU's microvm
+/// DSDT without a full AML interpreter; anything that does not match the
+/// pattern is skipped.
+pub fn dsdt_virtio_mmio(dsdt: &[u8], out: &mut [MmioDevice]) -> usize {
+    let mut n = 0;
+    let mut at = 0;
+    while n < out.len() {
+        let Some(pos) = find(&dsdt[at..], b"LNRO0005") else { break };
+        let start = at + pos + 8;
+        let window = &dsdt[start..dsdt.len().min(start + 96)];
+        let mem = find(window, &[0x86, 0x09, 0x00]).and_then(|i| {
+            let d = window.get(i + 4..i + 12)?;
+            let base = u32::from_le_bytes(d[0..4].try_into().ok()?) as u64;
+            let size = u32::from_le_bytes(d[4..8].try_into().ok()?) as u64;
+            Some((base, size))
+        });
+        let irq = find(window, &[0x89]).and_then(|i| {
+            let d = window.get(i + 5..i + 9)?;
+            Some(u32::from_le_bytes(d.try_into().ok()?))
+        });
+        if let (Some((base, size)), Some(gsi)) = (mem, irq) {
+            out[n] = MmioDevice { base, size, gsi };
+            n += 1;
+        }
+        at = start;
+    }
+    n
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Parses QEMU's `virtio_mmio.device=<size>@<base>:<irq>` kernel command-line
+/// options (microvm with `acpi=off`). Sizes may carry a K/M suffix.
+pub fn cmdline_virtio_mmio(cmdline: &str, out: &mut [MmioDevice]) -> usize {
+    let mut n = 0;
+    for tok in cmdline.split(' ').take_while(|t| *t != "--") {
+        if n == out.len() {
+            break;
+        }
+        let Some(v) = tok.strip_prefix("virtio_mmio.device=") else { continue };
+        let parse = || -> Option<MmioDevice> {
+            let (size, rest) = v.split_once('@')?;
+            let (base, irq) = rest.split_once(':')?;
+            let (digits, mult) = match size.as_bytes().last()? {
+                b'K' | b'k' => (&size[..size.len() - 1], 1024),
+                b'M' | b'm' => (&size[..size.len() - 1], 1024 * 1024),
+                _ => (size, 1),
+            };
+            let num = |s: &str| match s.strip_prefix("0x") {
+                Some(h) => u64::from_str_radix(h, 16).ok(),
+                None => s.parse().ok(),
+            };
+            Some(MmioDevice { base: num(base)?, size: num(digits)? * mult, gsi: num(irq)? as u32 })
+        };
+        if let Some(d) = parse() {
+            out[n] = d;
+            n += 1;
+        }
+    }
+    n
+}
+
+#[cfg(test)]
+mod virtio_tests {
+    use super::*;
+
+    #[test]
+    fn finds_lnro_devices_in_a_dsdt_fragment() {
+        let mut t = b"junk Device VR00 _HID\x0dLNRO0005\x00 _CRS".to_vec();
+        t.extend_from_slice(&[0x11, 0x16, 0x0a, 0x13, 0x86, 0x09, 0x00, 0x01]);
+        t.extend_from_slice(&0xfeb0_0e00u32.to_le_bytes());
+        t.extend_from_slice(&0x200u32.to_le_bytes());
+        t.extend_from_slice(&[0x89, 0x06, 0x00, 0x09, 0x01]);
+        t.extend_from_slice(&46u32.to_le_bytes());
+        t.extend_from_slice(b"LNRO0005 truncated");
+        let mut out = [MmioDevice { base: 0, size: 0, gsi: 0 }; 4];
+        assert_eq!(dsdt_virtio_mmio(&t, &mut out), 1);
+        assert_eq!(out[0], MmioDevice { base: 0xfeb0_0e00, size: 0x200, gsi: 46 });
+    }
+
+    #[test]
+    fn parses_cmdline_devices() {
+        let mut out = [MmioDevice { base: 0, size: 0, gsi: 0 }; 4];
+        let c = "x=1 virtio_mmio.device=512@0xfeb00e00:12 virtio_mmio.device=4K@0xfeb01000:13 bad=virtio_mmio.device=1@2:3 -- virtio_mmio.device=1@0x1:1";
+        assert_eq!(cmdline_virtio_mmio(c, &mut out), 2);
+        assert_eq!(out[0], MmioDevice { base: 0xfeb0_0e00, size: 512, gsi: 12 });
+        assert_eq!(out[1], MmioDevice { base: 0xfeb0_1000, size: 4096, gsi: 13 });
+    }
+}

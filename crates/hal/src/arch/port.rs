@@ -1,0 +1,17 @@
+//! x86 port I/O. Only this crate may touch ports; the functions here are
+//! private to it, and each device module wraps the ports it owns.
+
+/// Writes a byte to an I/O port.
+pub(crate) fn outb(port: u16, value: u8) {
+    // SAFETY: port writes have no memory effects; the callers in this crate
+    // only write the device ports they own (serial, PIT, PIC, debug exit).
+    unsafe { core::arch::asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags)) }
+}
+
+/// Reads a byte from an I/O port.
+pub(crate) fn inb(port: u16) -> u8 {
+    let value: u8;
+    // SAFETY: as for `outb`: no memory effects, only ports this crate owns.
+    unsafe { core::arch::asm!("in al, dx", out("al") value, in("dx") port, options(nomem, nostack, preserves_flags)) }
+    value
+}

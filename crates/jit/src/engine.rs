@@ -1,0 +1,406 @@
+//! The JIT as the inference engine sees it: a [`Specialiser`] that, asked
+//! after the warm-up with the hottest operations, generates matrix-vector
+//! kernels for their shapes, checks each one, and installs those that pass.
+//!
+//! The check, once per kernel before any use, on random inputs over several
+//! row counts (full blocks, the one-row tail, a single row):
+//! 1. bit for bit against the ahead-of-time kernel it replaces (the engine's
+//!    [`KernelSet`]), so that transcripts do not change;
+//! 2. within a relative error against the portable scalar kernel (run.c's
+//!    order), so that a shared mistake in both SIMD paths is still caught.
+//!
+//! A failure keeps the ahead-of-time kernel and logs why.
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt;
+
+use bareflow_llm::KernelKind;
+use bareflow_llm::kernels::KernelSet;
+use bareflow_llm::profile::{Op, OpStats, Specialiser};
+
+use crate::exec::{ExecAlloc, KernelSpec, MatvecKernel, Program, Q8Kernel};
+use crate::matvec::MatvecSpec;
+use crate::q8::{GROUP, Q8Spec};
+use crate::{Isa, JitError};
+
+/// A reproducible xorshift stream of floats in `[-1, 1)`.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A stream from `seed` (0 is replaced by a fixed odd constant).
+    pub fn new(seed: u64) -> Self {
+        Rng(if seed == 0 { 0x9e37_79b9_7f4a_7c15 } else { seed })
+    }
+
+    /// The next raw 64 bits.
+    pub fn next_u64(&mut self) -> u64 {
+        let mut s = self.0;
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        self.0 = s;
+        s
+    }
+
+    /// A float in `[-1, 1)`.
+    pub fn next_f32(&mut self) -> f32 {
+        ((self.next_u64() >> 40) as f32 / (1u64 << 23) as f32) - 1.0
+    }
+
+    /// `n` floats.
+    pub fn vec(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.next_f32()).collect()
+    }
+}
+
+/// Why a generated kernel was refused by the check.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CheckError {
+    /// Not the ahead-of-time kernel's bits.
+    NotBitExact { rows: usize, row: usize, jit: f32, aot: f32 },
+    /// Too far from the portable kernel.
+    FarFromPortable { rows: usize, row: usize, jit: f32, portable: f32 },
+    /// The call itself failed.
+    Call(JitError),
+}
+
+impl fmt::Display for CheckError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotBitExact { rows, row, jit, aot } => write!(
+                f,
+                "row {row} of {rows}: {jit:e} but the ahead-of-time kernel gives {aot:e} (summation order differs)"
+            ),
+            Self::FarFromPortable { rows, row, jit, portable } => {
+                write!(f, "row {row} of {rows}: {jit:e} but the portable kernel gives {portable:e}")
+            }
+            Self::Call(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Checks `k` on random inputs against `aot` (bit for bit) and the scalar
+/// kernel (relative error 1e-4 of the sum of magnitudes).
+pub fn check_matvec(k: &MatvecKernel, aot: KernelSet, rng: &mut Rng) -> Result<(), CheckError> {
+    let cols = k.spec().cols;
+    let b = k.spec().block_rows;
+    for rows in [1, b, b + 1, 2 * b + 1, 4 * b + 3] {
+        let x = rng.vec(cols);
+        let w = rng.vec(rows * cols);
+        let mut got = vec![f32::NAN; rows];
+        k.run(&mut got, &x, &w).map_err(|e| CheckError::Call(e.into()))?;
+        let mut want = vec![0.0; rows];
+        aot.matmul(&mut want, &x, &w);
+        let mut portable = vec![0.0; rows];
+        KernelSet::scalar().matmul(&mut portable, &x, &w);
+        for row in 0..rows {
+            if got[row].to_bits() != want[row].to_bits() {
+                return Err(CheckError::NotBitExact { rows, row, jit: got[row], aot: want[row] });
+            }
+            let mag: f32 = w[row * cols..(row + 1) * cols].iter().zip(&x).map(|(a, b)| (a * b).abs()).sum();
+            if (got[row] - portable[row]).abs() > 1e-4 * mag + 1e-30 || got[row].is_nan() {
+                return Err(CheckError::FarFromPortable { rows, row, jit: got[row], portable: portable[row] });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks an int8 kernel on random inputs against `aot` (bit for bit) and
+/// the scalar kernel (relative error 1e-4 of the sum of magnitudes).
+pub fn check_q8(k: &Q8Kernel, aot: KernelSet, rng: &mut Rng) -> Result<(), CheckError> {
+    let cols = k.spec().cols;
+    let groups = cols / GROUP;
+    let b = k.spec().block_rows;
+    // Quantized values lie in [-127, 127] (the quantizer never makes -128).
+    let i8s = |rng: &mut Rng, n: usize| -> Vec<i8> { (0..n).map(|_| ((rng.next_u64() % 255) as i32 - 127) as i8).collect() };
+    for rows in [1, b, b + 1, 2 * b + 1, 4 * b + 3] {
+        let (qw, qx) = (i8s(rng, rows * cols), i8s(rng, cols));
+        let sw: Vec<f32> = (0..rows * groups).map(|_| rng.next_f32().abs() / 127.0).collect();
+        let sx: Vec<f32> = (0..groups).map(|_| rng.next_f32().abs() / 127.0).collect();
+        let mut got = vec![f32::NAN; rows];
+        k.run(&mut got, &qw, &sw, &qx, &sx).map_err(|e| CheckError::Call(e.into()))?;
+        let mut want = vec![0.0; rows];
+        aot.q8_matmul(&mut want, &qw, &sw, &qx, &sx);
+        let mut portable = vec![0.0; rows];
+        KernelSet::scalar().q8_matmul(&mut portable, &qw, &sw, &qx, &sx);
+        for row in 0..rows {
+            if got[row].to_bits() != want[row].to_bits() {
+                return Err(CheckError::NotBitExact { rows, row, jit: got[row], aot: want[row] });
+            }
+            let mag: f32 = (0..groups)
+                .map(|g| {
+                    let s: f32 = (0..GROUP).map(|j| (qw[row * cols + g * GROUP + j] as f32 * qx[g * GROUP + j] as f32).abs()).sum();
+                    s * sw[row * groups + g] * sx[g]
+                })
+                .sum();
+            if (got[row] - portable[row]).abs() > 1e-4 * mag + 1e-30 || got[row].is_nan() {
+                return Err(CheckError::FarFromPortable { rows, row, jit: got[row], portable: portable[row] });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The ISA whose generated code sums like `kind`'s kernels, if any.
+pub fn isa_for(kind: KernelKind) -> Option<Isa> {
+    match kind {
+        KernelKind::Avx2 => Some(Isa::Avx2Fma),
+        KernelKind::Sse2 => Some(Isa::Sse2),
+        KernelKind::Scalar => None,
+    }
+}
+
+/// One kernel generated for the engine.
+#[derive(Debug, Clone)]
+pub struct Generated {
+    pub op: Op,
+    pub spec: KernelSpec,
+    pub code_bytes: usize,
+    /// Cycles the profile gave this op during the warm-up.
+    pub warm_cycles: u64,
+    /// Installed (passed the check), or why not.
+    pub verdict: Result<(), String>,
+}
+
+/// Int8 rows shorter than this stay on the AOT kernel with `--jit on`: on
+/// 288 columns the generated kernel measured 0.89–0.98x the AOT one (`bench
+/// jit`, Zen 3), from 768 columns on 1.14–1.53x.
+pub const DEFAULT_MIN_Q8_COLS: usize = 512;
+
+/// The engine's JIT: generates f32 matrix-vector kernels for the hottest shapes.
+pub struct LlmJit {
+    alloc: Box<dyn ExecAlloc + Send + Sync>,
+    clock_ns: fn() -> u64,
+    /// How many of the hottest matmul shapes to specialise.
+    max_kernels: usize,
+    /// Forces every shape to be specialised (`--jit only`).
+    all: bool,
+    /// Int8 rows shorter than this are left to the AOT kernel (unless `all`).
+    min_q8_cols: usize,
+    installed: Vec<MatvecKernel>,
+    installed_q8: Vec<Q8Kernel>,
+    generated: Vec<Generated>,
+    gen_ns: u64,
+    place_ns: u64,
+    check_ns: u64,
+    log: Vec<String>,
+}
+
+impl fmt::Debug for LlmJit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LlmJit").field("installed", &self.installed.len()).field("log", &self.log).finish()
+    }
+}
+
+impl LlmJit {
+    /// A JIT placing code with `alloc` and timing itself with `clock_ns`
+    /// (nanoseconds). It specialises at most `max_kernels` shapes, or every
+    /// shape with `all`.
+    pub fn new(alloc: Box<dyn ExecAlloc + Send + Sync>, clock_ns: fn() -> u64, max_kernels: usize, all: bool) -> Self {
+        LlmJit {
+            alloc,
+            clock_ns,
+            max_kernels,
+            all,
+            min_q8_cols: DEFAULT_MIN_Q8_COLS,
+            installed: Vec::new(),
+            installed_q8: Vec::new(),
+            generated: Vec::new(),
+            gen_ns: 0,
+            place_ns: 0,
+            check_ns: 0,
+            log: Vec::new(),
+        }
+    }
+
+    /// Specialises int8 products only from `cols` columns on (unless every
+    /// shape is asked for); see [`DEFAULT_MIN_Q8_COLS`].
+    pub fn with_min_q8_cols(mut self, cols: usize) -> Self {
+        self.min_q8_cols = cols;
+        self
+    }
+
+    /// What was generated, in order.
+    pub fn generated(&self) -> &[Generated] {
+        &self.generated
+    }
+
+    /// Nanoseconds spent generating machine code (encoding only), placing it
+    /// (W^X pages) and checking it.
+    pub fn times_ns(&self) -> (u64, u64, u64) {
+        (self.gen_ns, self.place_ns, self.check_ns)
+    }
+
+    /// Every f32 kernel installed and in use.
+    pub fn installed(&self) -> &[MatvecKernel] {
+        &self.installed
+    }
+
+    /// Every int8 kernel installed and in use.
+    pub fn installed_q8(&self) -> &[Q8Kernel] {
+        &self.installed_q8
+    }
+
+    /// Messages (refusals, failures).
+    pub fn log(&self) -> &[String] {
+        &self.log
+    }
+
+    fn try_specialise(&mut self, hot: &[OpStats], ks: KernelSet) -> Result<(), JitError> {
+        let Some(isa) = isa_for(ks.kind()) else {
+            self.log.push(String::from("the portable (scalar) kernels are in use: nothing to specialise"));
+            return Ok(());
+        };
+        // The hottest matmul shapes; several row counts share one kernel (same cols).
+        let mut picked: Vec<(Op, KernelSpec, u64)> = Vec::new();
+        for s in hot {
+            let spec = match s.op {
+                Op::Matmul { cols, .. } => KernelSpec::Matvec(MatvecSpec::tuned(cols, isa)),
+                Op::Q8Matmul { cols, .. } if isa == Isa::Avx2Fma && !self.all && cols < self.min_q8_cols => {
+                    self.log.push(format!(
+                        "{}: left to the AOT int8 kernel (generated int8 code pays from {} columns on)",
+                        s.op, self.min_q8_cols
+                    ));
+                    continue;
+                }
+                Op::Q8Matmul { cols, .. } if isa == Isa::Avx2Fma => KernelSpec::Q8(Q8Spec::tuned(cols.div_ceil(GROUP) * GROUP)),
+                Op::Q8Matmul { .. } => {
+                    self.log.push(format!("{}: int8 products are generated for AVX2 only (ahead-of-time kernel kept)", s.op));
+                    continue;
+                }
+                _ => continue,
+            };
+            if picked.iter().any(|p| p.1 == spec) {
+                continue;
+            }
+            if !self.all && picked.len() >= self.max_kernels {
+                break;
+            }
+            picked.push((s.op, spec, s.cycles));
+        }
+        let t0 = (self.clock_ns)();
+        let mut prog = Program::new();
+        let mut ops = Vec::new();
+        for &(op, spec, warm) in &picked {
+            let r = match spec {
+                KernelSpec::Matvec(m) => prog.add_matvec(m),
+                KernelSpec::Q8(q) => prog.add_q8(q),
+            };
+            match r {
+                Ok(_) => ops.push((op, spec, warm)),
+                Err(e) => self.log.push(format!("{op}: not generated: {e}")),
+            }
+        }
+        let t1 = (self.clock_ns)();
+        let placed = prog.place(&*self.alloc)?;
+        let t2 = (self.clock_ns)();
+        let mut rng = Rng::new(0x005e_ed0f_u64 ^ (ks.kind() as u64));
+        let (mut mv, mut q8) = (placed.matvec.into_iter(), placed.q8.into_iter());
+        for (op, spec, warm) in ops {
+            let (verdict, size) = match spec {
+                KernelSpec::Matvec(_) => {
+                    let Some(k) = mv.next() else { continue };
+                    let v = check_matvec(&k, ks, &mut rng).map_err(|e| format!("{e}"));
+                    let size = k.code_size();
+                    if v.is_ok() {
+                        self.installed.push(k);
+                    }
+                    (v, size)
+                }
+                KernelSpec::Q8(_) => {
+                    let Some(k) = q8.next() else { continue };
+                    let v = check_q8(&k, ks, &mut rng).map_err(|e| format!("{e}"));
+                    let size = k.code_size();
+                    if v.is_ok() {
+                        self.installed_q8.push(k);
+                    }
+                    (v, size)
+                }
+            };
+            if let Err(e) = &verdict {
+                self.log.push(format!("{op}: generated kernel refused, ahead-of-time kernel kept: {e}"));
+            }
+            self.generated.push(Generated { op, spec, code_bytes: size, warm_cycles: warm, verdict });
+        }
+        let t3 = (self.clock_ns)();
+        self.gen_ns += t1.wrapping_sub(t0);
+        self.place_ns += t2.wrapping_sub(t1);
+        self.check_ns += t3.wrapping_sub(t2);
+        Ok(())
+    }
+}
+
+impl Specialiser for LlmJit {
+    fn specialise(&mut self, hot: &[OpStats], kernels: KernelSet) {
+        if let Err(e) = self.try_specialise(hot, kernels) {
+            self.log.push(format!("JIT off, ahead-of-time kernels kept: {e}"));
+        }
+    }
+
+    fn matmul(&self, out: &mut [f32], x: &[f32], w: &[f32]) -> bool {
+        let cols = x.len();
+        match self.installed.iter().find(|k| k.spec().cols == cols) {
+            Some(k) => k.run(out, x, w).is_ok(),
+            None => false,
+        }
+    }
+
+    fn has_matmul(&self, cols: usize) -> bool {
+        self.installed.iter().any(|k| k.spec().cols == cols)
+    }
+
+    fn q8_matmul(&self, out: &mut [f32], qw: &[i8], sw: &[f32], qx: &[i8], sx: &[f32]) -> bool {
+        let cols = qx.len();
+        match self.installed_q8.iter().find(|k| k.spec().cols == cols) {
+            Some(k) => k.run(out, qw, sw, qx, sx).is_ok(),
+            None => false,
+        }
+    }
+
+    fn has_q8_matmul(&self, cols: usize) -> bool {
+        let padded = cols.div_ceil(GROUP) * GROUP;
+        self.installed_q8.iter().any(|k| k.spec().cols == padded)
+    }
+
+    fn report(&self, out: &mut dyn fmt::Write) -> fmt::Result {
+        let (g, p, c) = self.times_ns();
+        writeln!(
+            out,
+            "jit: {} kernels generated, {} installed; generate {:.3} ms, place (W^X) {:.3} ms, check {:.3} ms",
+            self.generated.len(),
+            self.installed.len() + self.installed_q8.len(),
+            g as f64 / 1e6,
+            p as f64 / 1e6,
+            c as f64 / 1e6
+        )?;
+        for k in &self.generated {
+            let (isa, block, prefetch) = match k.spec {
+                KernelSpec::Matvec(m) => (m.isa.name(), m.block_rows, m.prefetch),
+                KernelSpec::Q8(q) => ("avx2 int8", q.block_rows, 0),
+            };
+            writeln!(
+                out,
+                "  {:<20} {:<9} block {} rows, prefetch {:>4} B, {:>6} bytes, warm-up cycles {:>12}: {}",
+                format!("{}", k.op),
+                isa,
+                block,
+                prefetch,
+                k.code_bytes,
+                k.warm_cycles,
+                match &k.verdict {
+                    Ok(()) => "installed",
+                    Err(_) => "refused",
+                }
+            )?;
+        }
+        for l in &self.log {
+            writeln!(out, "  note: {l}")?;
+        }
+        Ok(())
+    }
+}

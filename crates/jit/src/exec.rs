@@ -1,0 +1,244 @@
+//! Placing generated code in executable memory, and calling it safely.
+//!
+//! The memory itself belongs to the caller's backend ([`ExecAlloc`]): the
+//! contract is W^X (the bytes are written while the pages are writable, then
+//! the pages are flipped to read-execute and never written again) and a
+//! System V call with six integer arguments. This module packs kernels into
+//! one buffer ([`Program`]) and wraps each entry in a typed handle whose
+//! [`MatvecKernel::run`] checks the slice lengths the code relies on.
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::JitError;
+use crate::matvec::{self, MatvecSpec};
+use crate::q8::{self, Q8Spec};
+
+/// Why executable memory could not be set up or called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecError {
+    /// Writable and executable at once was asked for (W^X forbids it).
+    WriteAndExecute,
+    /// The pages do not have the rights the operation needs (writing after
+    /// the flip to read-execute, calling before it, an offset outside).
+    AccessDenied,
+    /// No memory for the pages.
+    OutOfMemory,
+    /// Zero bytes, or a size that overflows.
+    BadSize,
+    /// The host OS refused (`errno`).
+    Os(i32),
+}
+
+impl fmt::Display for ExecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::WriteAndExecute => write!(f, "pages may not be writable and executable at once (W^X)"),
+            Self::AccessDenied => {
+                write!(f, "the code pages do not allow this (write only before the flip to read-execute, call only after)")
+            }
+            Self::OutOfMemory => write!(f, "no memory left for code pages"),
+            Self::BadSize => write!(f, "code size is zero or too large"),
+            Self::Os(e) => write!(f, "the OS refused the code mapping (errno {e})"),
+        }
+    }
+}
+
+/// Read-execute pages holding generated code.
+pub trait ExecMemory: Send + Sync {
+    /// Calls the code at `offset` with the System V ABI, six integer
+    /// arguments and one integer result. The arguments must satisfy the
+    /// contract of the code at `offset` (for a [`MatvecKernel`], its `run`
+    /// makes sure of that).
+    fn call(&self, offset: usize, args: [u64; 6]) -> Result<u64, ExecError>;
+    /// Length of the mapping in bytes.
+    fn len(&self) -> usize;
+    /// Whether the mapping is empty (never, for a placed program).
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A source of executable memory: copies code into fresh writable pages,
+/// flips them to read-execute and hands them back.
+pub trait ExecAlloc {
+    /// Places `code`.
+    fn place(&self, code: &[u8]) -> Result<Arc<dyn ExecMemory>, ExecError>;
+}
+
+/// One kind of generated kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelSpec {
+    /// f32 matrix-vector product.
+    Matvec(MatvecSpec),
+    /// Int8 (groups of 32) matrix-vector product.
+    Q8(Q8Spec),
+}
+
+/// Kernels packed into one code buffer, each entry 64-byte aligned.
+#[derive(Debug, Default, Clone)]
+pub struct Program {
+    code: Vec<u8>,
+    entries: Vec<(KernelSpec, usize, usize)>,
+}
+
+/// The handles of a placed [`Program`], by kind, in order of addition.
+#[derive(Debug, Default)]
+pub struct Placed {
+    pub matvec: Vec<MatvecKernel>,
+    pub q8: Vec<Q8Kernel>,
+}
+
+impl Program {
+    /// An empty program.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Generates an f32 matrix-vector kernel and appends it; returns its index.
+    pub fn add_matvec(&mut self, spec: MatvecSpec) -> Result<usize, JitError> {
+        let offset = self.pad();
+        let bytes = matvec::generate(&spec, offset as u64)?;
+        Ok(self.push(KernelSpec::Matvec(spec), offset, &bytes))
+    }
+
+    /// Generates an int8 matrix-vector kernel (AVX2) and appends it; returns its index.
+    pub fn add_q8(&mut self, spec: Q8Spec) -> Result<usize, JitError> {
+        let offset = self.pad();
+        let bytes = q8::generate(&spec, offset as u64)?;
+        Ok(self.push(KernelSpec::Q8(spec), offset, &bytes))
+    }
+
+    /// int3 padding to the next 64-byte boundary (a stray jump traps); returns it.
+    fn pad(&mut self) -> usize {
+        while !self.code.len().is_multiple_of(64) {
+            self.code.push(0xCC);
+        }
+        self.code.len()
+    }
+
+    fn push(&mut self, spec: KernelSpec, offset: usize, bytes: &[u8]) -> usize {
+        self.code.extend_from_slice(bytes);
+        self.entries.push((spec, offset, bytes.len()));
+        self.entries.len() - 1
+    }
+
+    /// The machine code of every entry.
+    pub fn code(&self) -> &[u8] {
+        &self.code
+    }
+
+    /// `(spec, offset, size)` of every entry, in order of addition.
+    pub fn entries(&self) -> &[(KernelSpec, usize, usize)] {
+        &self.entries
+    }
+
+    /// Places the code with `alloc` (one W^X mapping) and returns one handle per entry.
+    pub fn place(&self, alloc: &dyn ExecAlloc) -> Result<Placed, JitError> {
+        let mut placed = Placed::default();
+        if self.entries.is_empty() {
+            return Ok(placed);
+        }
+        let mem = alloc.place(&self.code)?;
+        for &(spec, offset, size) in &self.entries {
+            match spec {
+                KernelSpec::Matvec(spec) => placed.matvec.push(MatvecKernel { mem: mem.clone(), offset, spec, size }),
+                KernelSpec::Q8(spec) => placed.q8.push(Q8Kernel { mem: mem.clone(), offset, spec, size }),
+            }
+        }
+        Ok(placed)
+    }
+}
+
+/// A placed matrix-vector kernel for a fixed number of columns.
+#[derive(Clone)]
+pub struct MatvecKernel {
+    mem: Arc<dyn ExecMemory>,
+    offset: usize,
+    spec: MatvecSpec,
+    size: usize,
+}
+
+impl fmt::Debug for MatvecKernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MatvecKernel").field("spec", &self.spec).field("offset", &self.offset).field("size", &self.size).finish()
+    }
+}
+
+impl MatvecKernel {
+    /// What the kernel was generated for.
+    pub fn spec(&self) -> &MatvecSpec {
+        &self.spec
+    }
+
+    /// Size of its machine code in bytes.
+    pub fn code_size(&self) -> usize {
+        self.size
+    }
+
+    /// `out[i] = Σ_j w[i*cols + j] * x[j]` for every `i < out.len()`.
+    ///
+    /// # Panics
+    /// If `x.len()` is not the kernel's column count or `w` holds fewer than
+    /// `out.len() * cols` values: the code reads exactly that much, so these
+    /// are checked before every call (a programming error of the caller).
+    pub fn run(&self, out: &mut [f32], x: &[f32], w: &[f32]) -> Result<(), ExecError> {
+        let cols = self.spec.cols;
+        assert_eq!(x.len(), cols, "JIT matvec made for {cols} columns called with x of {}", x.len());
+        let need = out.len().checked_mul(cols);
+        assert!(need.is_some_and(|n| w.len() >= n), "JIT matvec: weights shorter than {} rows of {cols}", out.len());
+        if out.is_empty() {
+            return Ok(());
+        }
+        let args = [out.as_mut_ptr() as u64, x.as_ptr() as u64, w.as_ptr() as u64, out.len() as u64, 0, 0];
+        self.mem.call(self.offset, args).map(|_| ())
+    }
+}
+
+impl core::error::Error for ExecError {}
+
+/// A placed int8 matrix-vector kernel for a fixed number of columns.
+#[derive(Clone)]
+pub struct Q8Kernel {
+    mem: Arc<dyn ExecMemory>,
+    offset: usize,
+    spec: Q8Spec,
+    size: usize,
+}
+
+impl fmt::Debug for Q8Kernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Q8Kernel").field("spec", &self.spec).field("offset", &self.offset).field("size", &self.size).finish()
+    }
+}
+
+impl Q8Kernel {
+    /// What the kernel was generated for.
+    pub fn spec(&self) -> &Q8Spec {
+        &self.spec
+    }
+
+    /// Size of its machine code in bytes.
+    pub fn code_size(&self) -> usize {
+        self.size
+    }
+
+    /// `out[i] = Σ_g f32(Σ_j qw[i][g][j]·qx[g][j]) · (sw[i][g]·sx[g])` for every `i < out.len()`.
+    ///
+    /// # Panics
+    /// If `qx` is not `cols` long, `sx` not `cols / 32`, or `qw`/`sw` hold
+    /// fewer than `out.len()` rows: the code reads exactly that much.
+    pub fn run(&self, out: &mut [f32], qw: &[i8], sw: &[f32], qx: &[i8], sx: &[f32]) -> Result<(), ExecError> {
+        let cols = self.spec.cols;
+        let groups = cols / crate::q8::GROUP;
+        assert!(qx.len() == cols && sx.len() == groups, "JIT q8 matvec made for {cols} columns called with {} values and {} scales", qx.len(), sx.len());
+        let rows = out.len();
+        let fits = rows.checked_mul(cols).is_some_and(|n| qw.len() >= n) && rows.checked_mul(groups).is_some_and(|n| sw.len() >= n);
+        assert!(fits, "JIT q8 matvec: weights or scales shorter than {rows} rows of {cols}");
+        if rows == 0 {
+            return Ok(());
+        }
+        let args = [out.as_mut_ptr() as u64, qw.as_ptr() as u64, sw.as_ptr() as u64, qx.as_ptr() as u64, sx.as_ptr() as u64, rows as u64];
+        self.mem.call(self.offset, args).map(|_| ())
+    }
+}

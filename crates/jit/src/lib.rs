@@ -1,0 +1,99 @@
+//! `bareflow-jit`: run-time machine code for the inference engine's hot loops,
+//! specialised to the model's exact shapes and to the CPU it finds.
+//!
+//! Principles it keeps:
+//! - It only makes bytes. Generation ([`matvec::generate`], [`Program`]) turns
+//!   a small kernel description into x86-64 code and entry offsets; placing
+//!   the code in memory and calling it is the job of an [`ExecAlloc`] the
+//!   caller hands in (the kernel's W^X pages in the image, `mmap`/`mprotect`
+//!   when hosted; both live in `bareflow-hal`). So this crate has no `unsafe`
+//!   and does not know whether it runs in the image or on Linux.
+//! - Generated code is simple by construction: no calls out, no stack, only
+//!   caller-saved registers, memory reached only through the argument
+//!   pointers at displacements bounded by the shape it was made for. The safe
+//!   wrapper ([`MatvecKernel::run`]) asserts the slice lengths before the call.
+//! - Nothing generated is used before it is checked: [`engine::LlmJit`] runs
+//!   each kernel against the engine's own kernels on random inputs and keeps
+//!   the ahead-of-time kernel, with a logged reason, on any mismatch.
+//! - Encoder: `iced-x86` (VEX encodings for AVX2+FMA; cranelift 0.135 only
+//!   has 128-bit vectors, which would halve the lanes of the kernels we beat).
+#![no_std]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+pub mod engine;
+pub mod exec;
+pub mod matvec;
+pub mod q8;
+
+use alloc::string::String;
+use core::fmt;
+
+pub use exec::{ExecAlloc, ExecError, ExecMemory, KernelSpec, MatvecKernel, Placed, Program, Q8Kernel};
+pub use matvec::MatvecSpec;
+pub use q8::Q8Spec;
+
+/// The instruction set a kernel is generated for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    /// 8-lane AVX2 with FMA (VEX encoded).
+    Avx2Fma,
+    /// 4-lane SSE2 (every x86-64 CPU).
+    Sse2,
+}
+
+impl Isa {
+    /// A short name for logs and tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Avx2Fma => "avx2+fma",
+            Isa::Sse2 => "sse2",
+        }
+    }
+}
+
+/// Why a kernel could not be generated or placed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JitError {
+    /// A product over zero columns has nothing to generate.
+    ZeroColumns,
+    /// The row is longer than the generator unrolls.
+    TooManyColumns { cols: usize, max: usize },
+    /// The register block does not fit the ISA's registers.
+    BadBlockRows { rows: usize, max: usize, isa: Isa },
+    /// Int8 rows must be whole groups of 32 values.
+    NotWholeGroups(usize),
+    /// The prefetch distance is not a multiple of 64 bytes up to 65536.
+    BadPrefetch(u32),
+    /// The encoder refused an instruction (a bug in the generator).
+    Encoder(String),
+    /// The executable memory could not be set up.
+    Exec(ExecError),
+}
+
+impl fmt::Display for JitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ZeroColumns => write!(f, "a matrix-vector product needs at least one column"),
+            Self::TooManyColumns { cols, max } => {
+                write!(f, "{cols} columns is more than the {max} the generator unrolls: use the ahead-of-time kernel")
+            }
+            Self::BadBlockRows { rows, max, isa } => {
+                write!(f, "a block of {rows} rows does not fit the {} registers: use 1 to {max}", isa.name())
+            }
+            Self::NotWholeGroups(c) => write!(f, "{c} columns is not a whole number of int8 groups of 32: pad the rows"),
+            Self::BadPrefetch(d) => write!(f, "prefetch distance {d} must be a multiple of 64 bytes, at most 65536"),
+            Self::Encoder(e) => write!(f, "the x86 encoder refused the generated code ({e}): this is a generator bug"),
+            Self::Exec(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl From<ExecError> for JitError {
+    fn from(e: ExecError) -> Self {
+        JitError::Exec(e)
+    }
+}
+
+impl core::error::Error for JitError {}

@@ -1,0 +1,196 @@
+//! Generated kernels against the engine's kernels over many random shapes,
+//! placed in real hosted W^X pages; refusals of impossible shapes.
+use std::sync::Arc;
+
+use bareflow_hal::hosted_exec::{CodePages, HostExecError, HostProt};
+use bareflow_jit::engine::{LlmJit, Rng, check_matvec, check_q8};
+use bareflow_jit::{ExecAlloc, ExecError, ExecMemory, Isa, JitError, MatvecSpec, Program, Q8Spec};
+use bareflow_llm::kernels::KernelSet;
+use bareflow_llm::profile::{Op, OpStats, Specialiser};
+use bareflow_llm::KernelKind;
+
+struct Hosted(CodePages);
+
+fn map(e: HostExecError) -> ExecError {
+    match e {
+        HostExecError::WriteAndExecute => ExecError::WriteAndExecute,
+        HostExecError::AccessDenied => ExecError::AccessDenied,
+        HostExecError::BadSize => ExecError::BadSize,
+        HostExecError::Os(n) => ExecError::Os(n),
+    }
+}
+
+impl ExecMemory for Hosted {
+    fn call(&self, offset: usize, args: [u64; 6]) -> Result<u64, ExecError> {
+        self.0.call(offset, args).map_err(map)
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+struct HostAlloc;
+
+impl ExecAlloc for HostAlloc {
+    fn place(&self, code: &[u8]) -> Result<Arc<dyn ExecMemory>, ExecError> {
+        let mut p = CodePages::alloc(code.len()).map_err(map)?;
+        p.as_mut_slice().map_err(map)?[..code.len()].copy_from_slice(code);
+        p.protect(HostProt::ReadExec).map_err(map)?;
+        Ok(Arc::new(Hosted(p)))
+    }
+}
+
+fn sets() -> Vec<(KernelSet, Isa)> {
+    [(KernelKind::Avx2, Isa::Avx2Fma), (KernelKind::Sse2, Isa::Sse2)]
+        .into_iter()
+        .filter_map(|(k, i)| KernelSet::new(k).ok().map(|s| (s, i)))
+        .collect()
+}
+
+#[test]
+fn generated_matvec_is_bit_exact_with_the_aot_kernel_over_random_shapes() {
+    let sets = sets();
+    assert!(!sets.is_empty(), "no SIMD kernel set on this CPU");
+    let mut rng = Rng::new(7);
+    let mut checked = 0;
+    for (ks, isa) in sets {
+        // Every column count up to 80 (all tails), then random ones, and the model shapes.
+        let mut cols: Vec<usize> = (1..=80).collect();
+        cols.extend((0..40).map(|_| 1 + (rng.next_u64() % 3000) as usize));
+        cols.extend([172, 288, 768, 2048]);
+        for &c in &cols {
+            let blocks = 1..=MatvecSpec::max_block_rows(isa);
+            for block_rows in blocks {
+                let prefetch = [0, 256, 512][(rng.next_u64() % 3) as usize];
+                let spec = MatvecSpec { cols: c, isa, block_rows, prefetch };
+                let mut prog = Program::new();
+                prog.add_matvec(spec).expect("generate");
+                let k = prog.place(&HostAlloc).expect("place").matvec.pop().expect("one kernel");
+                if let Err(e) = check_matvec(&k, ks, &mut rng) {
+                    panic!("{spec:?}: {e}");
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 200);
+}
+
+#[test]
+fn every_row_is_written_and_nothing_past_the_end() {
+    for (ks, isa) in sets() {
+        let mut rng = Rng::new(11);
+        for block_rows in 1..=MatvecSpec::max_block_rows(isa) {
+            let spec = MatvecSpec { cols: 45, isa, block_rows, prefetch: 0 };
+            let mut prog = Program::new();
+            prog.add_matvec(spec).unwrap();
+            let k = prog.place(&HostAlloc).unwrap().matvec.pop().unwrap();
+            for rows in 0..20 {
+                let x = rng.vec(45);
+                let w = rng.vec(rows * 45 + 45); // one spare row that must not be read into out
+                let mut out = vec![f32::NAN; rows + 3];
+                k.run(&mut out[..rows], &x, &w).unwrap();
+                let mut want = vec![0.0; rows];
+                ks.matmul(&mut want, &x, &w);
+                assert_eq!(&out[..rows], &want[..], "{spec:?} rows {rows}");
+                assert!(out[rows..].iter().all(|v| v.is_nan()), "{spec:?}: wrote past {rows} rows");
+            }
+        }
+    }
+}
+
+#[test]
+fn impossible_shapes_are_refused() {
+    let p = |cols, isa, block_rows, prefetch| Program::new().add_matvec(MatvecSpec { cols, isa, block_rows, prefetch });
+    assert_eq!(p(0, Isa::Avx2Fma, 2, 0), Err(JitError::ZeroColumns));
+    assert!(matches!(p(1 << 20, Isa::Avx2Fma, 2, 0), Err(JitError::TooManyColumns { .. })));
+    assert!(matches!(p(64, Isa::Avx2Fma, 4, 0), Err(JitError::BadBlockRows { rows: 4, max: 3, .. })));
+    assert!(matches!(p(64, Isa::Sse2, 0, 0), Err(JitError::BadBlockRows { rows: 0, .. })));
+    assert_eq!(p(64, Isa::Sse2, 2, 100), Err(JitError::BadPrefetch(100)));
+    // Messages say what to do.
+    let msg = p(64, Isa::Avx2Fma, 9, 0).unwrap_err().to_string();
+    assert!(msg.contains("use 1 to 3"), "{msg}");
+}
+
+#[test]
+#[should_panic(expected = "made for 16 columns")]
+fn a_call_with_the_wrong_dims_is_stopped_before_the_code_runs() {
+    let mut prog = Program::new();
+    prog.add_matvec(MatvecSpec::tuned(16, Isa::Sse2)).unwrap();
+    let k = prog.place(&HostAlloc).unwrap().matvec.pop().unwrap();
+    let mut out = [0.0; 2];
+    let _ = k.run(&mut out, &[0.0; 15], &[0.0; 32]);
+}
+
+#[test]
+#[should_panic(expected = "weights shorter")]
+fn short_weights_are_stopped_before_the_code_runs() {
+    let mut prog = Program::new();
+    prog.add_matvec(MatvecSpec::tuned(16, Isa::Sse2)).unwrap();
+    let k = prog.place(&HostAlloc).unwrap().matvec.pop().unwrap();
+    let mut out = [0.0; 3];
+    let _ = k.run(&mut out, &[0.0; 16], &[0.0; 47]);
+}
+
+#[test]
+fn the_engine_jit_installs_the_hottest_shapes_and_runs_them() {
+    let Some((ks, _)) = sets().into_iter().next() else { return };
+    let mut jit = LlmJit::new(Box::new(HostAlloc), || 0, 2, false);
+    let hot = [
+        OpStats { op: Op::Matmul { rows: 100, cols: 64 }, calls: 5, cycles: 900 },
+        OpStats { op: Op::Attention, calls: 5, cycles: 500 },
+        OpStats { op: Op::Matmul { rows: 64, cols: 172 }, calls: 5, cycles: 400 },
+        OpStats { op: Op::Matmul { rows: 64, cols: 64 }, calls: 5, cycles: 300 }, // same cols as the first
+        OpStats { op: Op::Matmul { rows: 8, cols: 8 }, calls: 5, cycles: 1 }, // beyond max_kernels
+    ];
+    jit.specialise(&hot, ks);
+    let cols: Vec<usize> = jit.installed().iter().map(|k| k.spec().cols).collect();
+    assert_eq!(cols, [64, 172], "log: {:?}", jit.log());
+    let mut rng = Rng::new(3);
+    let (x, w) = (rng.vec(172), rng.vec(172 * 10));
+    let (mut a, mut b) = (vec![0.0; 10], vec![0.0; 10]);
+    assert!(jit.matmul(&mut a, &x, &w));
+    ks.matmul(&mut b, &x, &w);
+    assert_eq!(a, b);
+    assert!(!jit.matmul(&mut a, &x[..8], &w), "no kernel for 8 columns");
+    let mut report = String::new();
+    jit.report(&mut report).unwrap();
+    assert!(report.contains("2 installed"), "{report}");
+}
+
+#[test]
+fn the_scalar_set_is_left_alone() {
+    let mut jit = LlmJit::new(Box::new(HostAlloc), || 0, 4, true);
+    jit.specialise(&[OpStats { op: Op::Matmul { rows: 4, cols: 64 }, calls: 1, cycles: 1 }], KernelSet::scalar());
+    assert!(jit.installed().is_empty());
+    assert!(jit.log()[0].contains("portable"), "{:?}", jit.log());
+}
+
+#[test]
+fn generated_int8_matvec_is_bit_exact_with_the_aot_kernel() {
+    let Ok(ks) = KernelSet::new(KernelKind::Avx2) else { return };
+    let mut rng = Rng::new(5);
+    let mut cols: Vec<usize> = (1..=12).map(|g| g * 32).collect();
+    cols.extend([192, 288, 768, 2048]);
+    cols.extend((0..10).map(|_| 32 * (1 + (rng.next_u64() % 96) as usize)));
+    for &c in &cols {
+        for block_rows in 1..=6 {
+            let spec = Q8Spec { cols: c, block_rows };
+            let mut prog = Program::new();
+            prog.add_q8(spec).expect("generate");
+            let k = prog.place(&HostAlloc).expect("place").q8.pop().expect("one kernel");
+            if let Err(e) = check_q8(&k, ks, &mut rng) {
+                panic!("{spec:?}: {e}");
+            }
+        }
+    }
+}
+
+#[test]
+fn impossible_int8_shapes_are_refused() {
+    let p = |cols, block_rows| Program::new().add_q8(Q8Spec { cols, block_rows });
+    assert_eq!(p(0, 4), Err(JitError::ZeroColumns));
+    assert_eq!(p(100, 4), Err(JitError::NotWholeGroups(100)));
+    assert!(matches!(p(32 * 4096, 4), Err(JitError::TooManyColumns { .. })));
+    assert!(matches!(p(64, 7), Err(JitError::BadBlockRows { rows: 7, max: 6, .. })));
+}

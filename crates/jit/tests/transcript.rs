@@ -1,0 +1,134 @@
+//! With the JIT on, the engine still reproduces run.c's stories260K
+//! transcripts token for token (models/reference), for every SIMD kernel set,
+//! with the swap after a warm-up and with generated kernels from the start.
+use std::sync::Arc;
+
+use bareflow_hal::hosted_exec::{CodePages, HostProt, rdtsc};
+use bareflow_jit::engine::LlmJit;
+use bareflow_jit::{ExecAlloc, ExecError, ExecMemory};
+use bareflow_llm::checkpoint::aligned;
+use bareflow_llm::kernels::{KernelKind, KernelSet};
+use bareflow_llm::profile::{Hooks, Op};
+use bareflow_llm::{Checkpoint, Sampler, Sequential, Tokenizer, Transformer, WeightMode, generate};
+
+struct Code(CodePages);
+
+impl ExecMemory for Code {
+    fn call(&self, offset: usize, args: [u64; 6]) -> Result<u64, ExecError> {
+        self.0.call(offset, args).map_err(|_| ExecError::AccessDenied)
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+struct HostAlloc;
+
+impl ExecAlloc for HostAlloc {
+    fn place(&self, code: &[u8]) -> Result<Arc<dyn ExecMemory>, ExecError> {
+        let mut p = CodePages::alloc(code.len()).map_err(|_| ExecError::OutOfMemory)?;
+        p.as_mut_slice().map_err(|_| ExecError::AccessDenied)?[..code.len()].copy_from_slice(code);
+        p.protect(HostProt::ReadExec).map_err(|_| ExecError::AccessDenied)?;
+        Ok(Arc::new(Code(p)))
+    }
+}
+
+fn models() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models")
+}
+
+fn stream_ids(case: &str) -> Vec<u32> {
+    let ids = std::fs::read_to_string(models().join(format!("reference/{case}.ids"))).expect("reference ids");
+    let line = ids.lines().find(|l| l.starts_with("stream_ids:")).expect("stream_ids line");
+    line["stream_ids:".len()..].split_whitespace().map(|t| t.parse().expect("an id")).collect()
+}
+
+fn run(kind: KernelKind, warmup: usize, all: bool, temp: f32, seed: u64) -> (Vec<u32>, String, usize) {
+    run_mode(kind, WeightMode::F32, warmup, all, temp, seed)
+}
+
+fn run_mode(kind: KernelKind, mode: WeightMode, warmup: usize, all: bool, temp: f32, seed: u64) -> (Vec<u32>, String, usize) {
+    let bytes = std::fs::read(models().join("stories260K.bin")).expect("model");
+    let mut store = None;
+    let ckpt = Checkpoint::parse(aligned(&bytes, &mut store)).expect("checkpoint");
+    let tok = Tokenizer::parse(&std::fs::read(models().join("tok512.bin")).expect("tokenizer"), ckpt.config.vocab_size)
+        .expect("tokenizer");
+    let ks = KernelSet::new(kind).expect("kernel set");
+    let mut model = Transformer::new(&ckpt, ks, mode);
+    if warmup != usize::MAX {
+        let jit = LlmJit::new(Box::new(HostAlloc), || 0, 4, all).with_min_q8_cols(0);
+        model.set_hooks(Hooks::new(rdtsc, warmup, Some(Box::new(jit))));
+    }
+    let mut sampler = Sampler::new(temp, 0.9, seed);
+    let g = generate(&mut model, &tok, &mut sampler, "", 256, &Sequential, &mut |_, _| {}).expect("generate");
+    let mut stats = String::new();
+    model.hooks().write_stats(&mut stats).expect("stats");
+    let c = ckpt.config;
+    let installed = [c.dim, c.hidden_dim]
+        .into_iter()
+        .filter(|&cols| {
+            model.hooks().specialiser().is_some_and(|j| if mode == WeightMode::Q8 { j.has_q8_matmul(cols) } else { j.has_matmul(cols) })
+        })
+        .count();
+    // The profile saw the classifier's product after the swap.
+    let cls = if mode == WeightMode::Q8 { Op::Q8Matmul { rows: c.vocab_size, cols: c.dim } } else { Op::Matmul { rows: c.vocab_size, cols: c.dim } };
+    assert!(warmup == usize::MAX || model.hooks().profile().get(cls).is_some(), "{stats}");
+    (g.tokens, stats, installed)
+}
+
+#[test]
+fn greedy_and_sampled_transcripts_are_unchanged_with_the_jit() {
+    let greedy = stream_ids("greedy_no_prompt_n256");
+    let sampled = stream_ids("sample_t1.0_p0.9_s133742_no_prompt_n256");
+    let mut sets = 0;
+    for kind in [KernelKind::Avx2, KernelKind::Sse2] {
+        if KernelSet::new(kind).is_err() {
+            continue;
+        }
+        sets += 1;
+        for (warmup, all) in [(8, false), (0, true)] {
+            let (ids, stats, installed) = run(kind, warmup, all, 0.0, 0);
+            assert_eq!(installed, 2, "{}: kernels for both widths: {stats}", kind.name());
+            assert!(stats.contains("2 installed"), "{stats}");
+            assert_eq!(ids, greedy, "{} warm-up {warmup}: greedy ids differ\n{stats}", kind.name());
+        }
+        let (ids, stats, _) = run(kind, 8, false, 1.0, 133742);
+        assert_eq!(ids, sampled, "{}: sampled ids differ\n{stats}", kind.name());
+    }
+    assert!(sets > 0, "no SIMD kernel set on this CPU");
+}
+
+#[test]
+fn int8_generation_is_unchanged_with_the_jit() {
+    if KernelSet::new(KernelKind::Avx2).is_err() {
+        return;
+    }
+    // No hooks at all: the ahead-of-time int8 kernels.
+    let (aot, _, _) = run_mode(KernelKind::Avx2, WeightMode::Q8, usize::MAX, false, 0.0, 0);
+    for (warmup, all) in [(8, false), (0, true)] {
+        let (ids, stats, installed) = run_mode(KernelKind::Avx2, WeightMode::Q8, warmup, all, 0.0, 0);
+        assert_eq!(installed, 2, "int8 kernels for both widths (64 and 172 padded to 192): {stats}");
+        assert_eq!(ids, aot, "warm-up {warmup}: int8 ids differ from the AOT int8 kernels\n{stats}");
+    }
+}
+
+#[test]
+fn short_int8_rows_stay_on_the_aot_kernel_unless_every_shape_is_asked_for() {
+    if KernelSet::new(KernelKind::Avx2).is_err() {
+        return;
+    }
+    let bytes = std::fs::read(models().join("stories260K.bin")).expect("model");
+    let mut store = None;
+    let ckpt = Checkpoint::parse(aligned(&bytes, &mut store)).expect("checkpoint");
+    let tok = Tokenizer::parse(&std::fs::read(models().join("tok512.bin")).expect("tokenizer"), ckpt.config.vocab_size)
+        .expect("tokenizer");
+    for (all, want) in [(false, false), (true, true)] {
+        let mut model = Transformer::new(&ckpt, KernelSet::new(KernelKind::Avx2).expect("avx2"), WeightMode::Q8);
+        let jit = LlmJit::new(Box::new(HostAlloc), || 0, 4, all);
+        model.set_hooks(Hooks::new(rdtsc, if all { 0 } else { 2 }, Some(Box::new(jit))));
+        let mut sampler = Sampler::new(0.0, 0.9, 0);
+        generate(&mut model, &tok, &mut sampler, "", 8, &Sequential, &mut |_, _| {}).expect("generate");
+        let has = model.hooks().specialiser().is_some_and(|j| j.has_q8_matmul(64));
+        assert_eq!(has, want, "all = {all}");
+    }
+}

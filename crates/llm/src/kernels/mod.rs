@@ -1,0 +1,612 @@
+//! Numeric kernels, chosen once at start ([`KernelSet`]), and the worker pool.
+//!
+//! This is the only module of the crate with `unsafe`: SIMD intrinsics behind
+//! `#[target_feature]` (called only after CPUID says the features are there),
+//! the disjoint row split of a parallel matmul, and the pool's job hand-off.
+//!
+//! Exactness: [`KernelKind::Scalar`] sums in run.c's order with no FMA
+//! contraction. The SIMD sets change the order of the sums (lanes, FMA), so
+//! their logits differ from run.c's in the last bits; the tests measure by how
+//! much and which transcripts they still reproduce (both, with every set).
+//! Per kernel in the SIMD sets:
+//! - RoPE: bit-identical to scalar (products rounded separately, no FMA).
+//! - softmax: max and sum in lanes, `x / sum` per element as run.c; the
+//!   exponential is a lane polynomial within 1 ulp of libm's `expf` (measured
+//!   over every 97th float in its range) instead of libm's call per element.
+//! - SwiGLU: run.c's operations per element, with the same lane exponential.
+//!
+//! A vectorised exp was allowed to stay only because both reference
+//! transcripts remain byte-exact with it (greedy and sampled, hosted and in
+//! the image); if a change to it ever breaks them, fall back to libm's `expf`
+//! and keep only max, sum and scale in lanes.
+use core::fmt;
+
+use crate::parallel::Parallel;
+
+pub mod pool;
+pub mod scalar;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+/// Which kernel implementation to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelKind {
+    /// Portable, run.c's order of operations.
+    Scalar,
+    /// 4-lane SSE2 (every x86-64 CPU).
+    Sse2,
+    /// 8-lane AVX2 + FMA, when CPUID and XCR0 allow it.
+    Avx2,
+}
+
+impl KernelKind {
+    /// The name used on command lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelKind::Scalar => "scalar",
+            KernelKind::Sse2 => "sse2",
+            KernelKind::Avx2 => "avx2",
+        }
+    }
+
+    /// Parses `scalar`, `sse2` or `avx2`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "scalar" => Some(KernelKind::Scalar),
+            "sse2" => Some(KernelKind::Sse2),
+            "avx2" => Some(KernelKind::Avx2),
+            _ => None,
+        }
+    }
+}
+
+/// The CPU cannot run the requested kernel set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unsupported(pub KernelKind);
+
+impl fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "this CPU (or its OS state) does not support the {} kernels: choose another kernel set", self.0.name())
+    }
+}
+
+/// What the CPU offers, read with CPUID and XGETBV.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuFeatures {
+    pub sse2: bool,
+    /// AVX2 and FMA instructions, and the OS saves YMM state (XCR0 bits 1|2).
+    pub avx2_fma: bool,
+}
+
+impl CpuFeatures {
+    /// Probes the CPU.
+    #[cfg(target_arch = "x86_64")]
+    pub fn detect() -> Self {
+        use core::arch::x86_64::{__cpuid, __cpuid_count};
+        #[allow(unused_unsafe)] // `__cpuid` is safe on newer toolchains
+        // SAFETY: CPUID exists on every x86-64 CPU.
+        let l0 = unsafe { __cpuid(0) };
+        #[allow(unused_unsafe)]
+        // SAFETY: as above; leaf 1 always exists.
+        let l1 = unsafe { __cpuid(1) };
+        let sse2 = l1.edx & (1 << 26) != 0;
+        let fma = l1.ecx & (1 << 12) != 0;
+        let osxsave = l1.ecx & (1 << 27) != 0;
+        let avx = l1.ecx & (1 << 28) != 0;
+        let avx2 = l0.eax >= 7 && {
+            #[allow(unused_unsafe)]
+            // SAFETY: leaf 7 exists (max leaf checked just before).
+            let l7 = unsafe { __cpuid_count(7, 0) };
+            l7.ebx & (1 << 5) != 0
+        };
+        let ymm_state = osxsave && {
+            // SAFETY: OSXSAVE is set, so XGETBV is enabled (CR4.OSXSAVE).
+            let xcr0 = unsafe { xgetbv0() };
+            xcr0 & 0b110 == 0b110
+        };
+        CpuFeatures { sse2, avx2_fma: fma && avx && avx2 && ymm_state }
+    }
+
+    /// Non-x86 CPUs: only the scalar kernels.
+    #[cfg(not(target_arch = "x86_64"))]
+    pub fn detect() -> Self {
+        CpuFeatures { sse2: false, avx2_fma: false }
+    }
+}
+
+/// # Safety
+/// CPUID.1:ECX.OSXSAVE must be set.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "xsave")]
+unsafe fn xgetbv0() -> u64 {
+    // SAFETY: XGETBV with ECX=0 is valid when OSXSAVE is set (caller's contract).
+    unsafe { core::arch::x86_64::_xgetbv(0) }
+}
+
+/// A kernel implementation, chosen once and checked against the CPU: holding a
+/// `KernelSet` proves the CPU supports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelSet {
+    kind: KernelKind,
+}
+
+impl KernelSet {
+    /// The fastest set this CPU supports.
+    pub fn best() -> Self {
+        let f = CpuFeatures::detect();
+        let kind = if f.avx2_fma {
+            KernelKind::Avx2
+        } else if f.sse2 {
+            KernelKind::Sse2
+        } else {
+            KernelKind::Scalar
+        };
+        KernelSet { kind }
+    }
+
+    /// The portable set (run.c's order of operations).
+    pub fn scalar() -> Self {
+        KernelSet { kind: KernelKind::Scalar }
+    }
+
+    /// A given set, if this CPU supports it.
+    pub fn new(kind: KernelKind) -> Result<Self, Unsupported> {
+        let f = CpuFeatures::detect();
+        let ok = match kind {
+            KernelKind::Scalar => true,
+            KernelKind::Sse2 => f.sse2,
+            KernelKind::Avx2 => f.avx2_fma,
+        };
+        if ok { Ok(KernelSet { kind }) } else { Err(Unsupported(kind)) }
+    }
+
+    /// Which set this is.
+    pub fn kind(&self) -> KernelKind {
+        self.kind
+    }
+
+    /// `out[i] = Σ_j w[i*n + j] * x[j]`, `n = x.len()`, `rows = out.len()`.
+    ///
+    /// # Panics
+    /// If `w` is shorter than `rows * n` (a programming error).
+    pub fn matmul(&self, out: &mut [f32], x: &[f32], w: &[f32]) {
+        let need = out.len() * x.len();
+        assert!(w.len() >= need, "matmul: weight slice too short");
+        let w = &w[..need];
+        match self.kind {
+            KernelKind::Scalar => scalar::matmul(out, x, w),
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the set was checked against CPUID when made; w holds rows*n values.
+            KernelKind::Sse2 => unsafe { x86::matmul_sse2(out, x, w) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above (AVX2+FMA checked, including XCR0).
+            KernelKind::Avx2 => unsafe { x86::matmul_avx2(out, x, w) },
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => scalar::matmul(out, x, w),
+        }
+    }
+
+    /// `Σ a[i] * b[i]` over the shorter length.
+    pub fn dot(&self, a: &[f32], b: &[f32]) -> f32 {
+        match self.kind {
+            KernelKind::Scalar => scalar::dot(a, b),
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: CPU support checked when the set was made.
+            KernelKind::Sse2 => unsafe { x86::dot_sse2(a, b) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: CPU support checked when the set was made.
+            KernelKind::Avx2 => unsafe { x86::dot_avx2(a, b) },
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => scalar::dot(a, b),
+        }
+    }
+
+    /// `out[i] += a * v[i]`.
+    pub fn axpy(&self, out: &mut [f32], a: f32, v: &[f32]) {
+        match self.kind {
+            KernelKind::Scalar => scalar::axpy(out, a, v),
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: CPU support checked when the set was made.
+            KernelKind::Sse2 => unsafe { x86::axpy_sse2(out, a, v) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: CPU support checked when the set was made.
+            KernelKind::Avx2 => unsafe { x86::axpy_avx2(out, a, v) },
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => scalar::axpy(out, a, v),
+        }
+    }
+
+    /// RMSNorm `o = w * (x / sqrt(mean(x²) + 1e-5))`.
+    pub fn rmsnorm(&self, o: &mut [f32], x: &[f32], w: &[f32]) {
+        match self.kind {
+            #[cfg(target_arch = "x86_64")]
+            KernelKind::Avx2 => {
+                // SAFETY: CPU support checked when the set was made.
+                let ss = unsafe { x86::sumsq_avx2(x) };
+                let s = 1.0 / libm::sqrtf(ss / x.len() as f32 + 1e-5);
+                // SAFETY: as above.
+                unsafe { x86::scale_mul_avx2(o, x, w, s) }
+            }
+            _ => scalar::rmsnorm(o, x, w),
+        }
+    }
+
+    /// RMSNorm in place.
+    pub fn rmsnorm_in_place(&self, x: &mut [f32], w: &[f32]) {
+        scalar::rmsnorm_in_place(x, w)
+    }
+
+    /// Softmax in place, run.c's steps. The SIMD sets take the max and the sum
+    /// in lanes and use their own lane `exp` (within a few ulp of libm's
+    /// `expf`, see [`KernelSet::exp`]); the division is per element as in run.c.
+    pub fn softmax(&self, x: &mut [f32]) {
+        match self.kind {
+            KernelKind::Scalar => scalar::softmax(x),
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: CPU support checked when the set was made.
+            KernelKind::Sse2 => unsafe { x86::softmax_sse2(x) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: CPU support checked when the set was made.
+            KernelKind::Avx2 => unsafe { x86::softmax_avx2(x) },
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => scalar::softmax(x),
+        }
+    }
+
+    /// SwiGLU `hb = silu(hb) * hb2` in run.c's order of operations (the SIMD
+    /// sets differ from scalar only through their lane `exp`).
+    pub fn swiglu(&self, hb: &mut [f32], hb2: &[f32]) {
+        match self.kind {
+            KernelKind::Scalar => scalar::swiglu(hb, hb2),
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: CPU support checked when the set was made.
+            KernelKind::Sse2 => unsafe { x86::swiglu_sse2(hb, hb2) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: CPU support checked when the set was made.
+            KernelKind::Avx2 => unsafe { x86::swiglu_avx2(hb, hb2) },
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => scalar::swiglu(hb, hb2),
+        }
+    }
+
+    /// RoPE over whole heads with a `[cos, sin]` per pair index inside a head
+    /// (`cs.len() == head_size / 2`). Every set gives the scalar kernel's bits.
+    pub fn rope(&self, v: &mut [f32], cs: &[[f32; 2]]) {
+        match self.kind {
+            KernelKind::Scalar => scalar::rope(v, cs),
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: CPU support checked when the set was made.
+            KernelKind::Sse2 => unsafe { x86::rope_sse2(v, cs.as_flattened()) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: CPU support checked when the set was made.
+            KernelKind::Avx2 => unsafe { x86::rope_avx2(v, cs.as_flattened()) },
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => scalar::rope(v, cs),
+        }
+    }
+
+    /// `x[i] = e^x[i]` with this set's exponential (libm's `expf` for the
+    /// scalar set; the lane polynomial for the SIMD sets).
+    pub fn exp(&self, x: &mut [f32]) {
+        match self.kind {
+            KernelKind::Scalar => x.iter_mut().for_each(|v| *v = libm::expf(*v)),
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: CPU support checked when the set was made.
+            KernelKind::Sse2 => unsafe { x86::exp_slice_sse2(x) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: CPU support checked when the set was made.
+            KernelKind::Avx2 => unsafe { x86::exp_slice_avx2(x) },
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => x.iter_mut().for_each(|v| *v = libm::expf(*v)),
+        }
+    }
+
+    /// Int8 matrix-vector product (see [`crate::quant`]).
+    ///
+    /// # Panics
+    /// If the slices do not have the documented shapes (a programming error).
+    pub fn q8_matmul(&self, out: &mut [f32], qw: &[i8], sw: &[f32], qx: &[i8], sx: &[f32]) {
+        let groups = sx.len();
+        let n = groups * crate::quant::GROUP;
+        let rows = out.len();
+        assert!(qx.len() == n && qw.len() >= rows * n && sw.len() >= rows * groups, "q8_matmul: bad shapes");
+        match self.kind {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: AVX2+FMA checked when the set was made; shapes asserted above.
+            KernelKind::Avx2 => unsafe { x86::q8_matmul_avx2(out, qw, sw, qx, sx) },
+            _ => {
+                for (i, o) in out.iter_mut().enumerate() {
+                    *o = scalar::q8_dot(&qw[i * n..(i + 1) * n], &sw[i * groups..(i + 1) * groups], qx, sx);
+                }
+            }
+        }
+    }
+}
+
+/// A raw pointer to an output buffer shared by tasks that write disjoint ranges.
+struct RowsOut(*mut f32, usize);
+// SAFETY: tasks only write disjoint ranges through it (see `split_rows`).
+unsafe impl Sync for RowsOut {}
+
+impl RowsOut {
+    /// # Safety
+    /// No two live results may overlap, `start + len <= self.1`, and `'a` may
+    /// not outlive the borrow of the buffer this was made from.
+    unsafe fn slice<'a>(&self, start: usize, len: usize) -> &'a mut [f32] {
+        debug_assert!(start + len <= self.1);
+        // SAFETY: in bounds and unaliased by the caller's contract.
+        unsafe { core::slice::from_raw_parts_mut(self.0.add(start), len) }
+    }
+}
+
+/// Runs `f(task, rows)` over `out` split into `n_tasks` disjoint row ranges
+/// (each a multiple of `align` rows except the last), on `par`.
+pub fn split_rows(
+    par: &dyn Parallel,
+    out: &mut [f32],
+    n_tasks: usize,
+    align: usize,
+    f: &(dyn Fn(usize, &mut [f32]) + Sync),
+) {
+    let rows = out.len();
+    let n_tasks = n_tasks.max(1);
+    let per = rows.div_ceil(n_tasks).div_ceil(align) * align;
+    if n_tasks == 1 || per >= rows {
+        f(0, out);
+        return;
+    }
+    let tasks = rows.div_ceil(per);
+    let ptr = RowsOut(out.as_mut_ptr(), rows);
+    let ptr = &ptr;
+    par.run(tasks, &|t| {
+        let start = t * per;
+        if start >= rows {
+            return;
+        }
+        let len = per.min(rows - start);
+        // SAFETY: task t owns rows [t*per, t*per+len), disjoint from every other
+        // task's range and inside `out`, which outlives `par.run`.
+        let chunk = unsafe { ptr.slice(start, len) };
+        f(start, chunk);
+    });
+}
+
+/// A task of [`split_pairs`]: index, then its slice of each buffer.
+pub type PairTask<'a> = dyn Fn(usize, &mut [f32], &mut [f32]) + Sync + 'a;
+
+/// Runs `f(h, &mut a[h*a_stride..][..a_stride], &mut b[h*b_stride..][..b_stride])`
+/// for every `h` in `0..n`, on `par` when `parallel` is set (one task per `h`),
+/// else in order on the calling thread. Used to run attention heads, each with
+/// its own scores row and output slice.
+///
+/// # Panics
+/// If `a` or `b` is shorter than `n` strides (a programming error).
+pub fn split_pairs(
+    par: &dyn Parallel,
+    parallel: bool,
+    n: usize,
+    (a, a_stride): (&mut [f32], usize),
+    (b, b_stride): (&mut [f32], usize),
+    f: &PairTask<'_>,
+) {
+    let (a_len, b_len) = (n.checked_mul(a_stride), n.checked_mul(b_stride));
+    assert!(
+        a_len.is_some_and(|l| l <= a.len()) && b_len.is_some_and(|l| l <= b.len()),
+        "split_pairs: buffers shorter than {n} strides"
+    );
+    if a_stride == 0 || b_stride == 0 {
+        (0..n).for_each(|h| f(h, &mut [], &mut []));
+        return;
+    }
+    if !parallel || n <= 1 || par.threads() <= 1 {
+        for (h, (ac, bc)) in a.chunks_exact_mut(a_stride).zip(b.chunks_exact_mut(b_stride)).take(n).enumerate() {
+            f(h, ac, bc);
+        }
+        return;
+    }
+    let pa = RowsOut(a.as_mut_ptr(), a.len());
+    let pb = RowsOut(b.as_mut_ptr(), b.len());
+    let (pa, pb) = (&pa, &pb);
+    par.run(n, &|h| {
+        if h >= n {
+            return;
+        }
+        // SAFETY: task h owns a[h*a_stride..(h+1)*a_stride] and the same range
+        // of b (strides checked above to fit in n strides); the ranges of two
+        // tasks are disjoint, each index runs once, and both buffers outlive
+        // `par.run`.
+        let (ac, bc) = unsafe { (pa.slice(h * a_stride, a_stride), pb.slice(h * b_stride, b_stride)) };
+        f(h, ac, bc);
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use alloc::vec::Vec;
+
+    fn simd_sets() -> Vec<KernelSet> {
+        [KernelKind::Sse2, KernelKind::Avx2].into_iter().filter_map(|k| KernelSet::new(k).ok()).collect()
+    }
+
+    /// Distance in units in the last place between two finite f32 of one sign.
+    fn ulps(a: f32, b: f32) -> u32 {
+        (a.to_bits() as i64 - b.to_bits() as i64).unsigned_abs() as u32
+    }
+
+    /// A reproducible spread of values (xorshift), scaled into `[lo, hi)`.
+    fn values(n: usize, lo: f32, hi: f32, seed: u64) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                lo + (hi - lo) * ((s >> 40) as f32 / (1u64 << 24) as f32)
+            })
+            .collect()
+    }
+
+    /// Runs `f` with a worker pool of `threads` on scoped std threads.
+    fn with_pool(threads: usize, f: impl FnOnce(&pool::WorkerPool)) {
+        let (pool, workers) = pool::WorkerPool::new(threads);
+        std::thread::scope(|s| {
+            for w in &workers {
+                s.spawn(|| w.run(&std::thread::yield_now));
+            }
+            f(&pool);
+            pool.stop();
+        });
+    }
+
+    #[test]
+    fn split_pairs_gives_each_index_its_own_slices() {
+        with_pool(3, |pool| {
+            for parallel in [false, true] {
+                let (mut a, mut b) = (alloc::vec![0.0f32; 7 * 5], alloc::vec![0.0f32; 7 * 3 + 2]);
+                split_pairs(pool, parallel, 7, (&mut a, 5), (&mut b, 3), &|h, x, y| {
+                    assert_eq!((x.len(), y.len()), (5, 3));
+                    x.fill(h as f32 + 1.0);
+                    y.fill(-(h as f32) - 1.0);
+                });
+                for h in 0..7 {
+                    assert!(a[h * 5..(h + 1) * 5].iter().all(|&v| v == h as f32 + 1.0), "a, head {h}");
+                    assert!(b[h * 3..(h + 1) * 3].iter().all(|&v| v == -(h as f32) - 1.0), "b, head {h}");
+                }
+                assert_eq!(&b[21..], &[0.0, 0.0], "wrote past the last stride");
+            }
+        });
+    }
+
+    /// Threads split matmul rows and attention heads, never a sum: logits on a
+    /// pool are bit-identical to sequential ones at every position (the
+    /// parallel attention starts at position 127 on this model).
+    #[test]
+    fn forward_on_a_pool_is_bit_identical_to_sequential() {
+        static MODEL: &[u8] = include_bytes!("../../../../models/stories260K.bin");
+        let mut store = None;
+        let ckpt = crate::Checkpoint::parse(crate::checkpoint::aligned(MODEL, &mut store)).expect("stories260K parses");
+        let ks = KernelSet::best();
+        let mut seq = crate::Transformer::new(&ckpt, ks, crate::WeightMode::F32);
+        let mut par = crate::Transformer::new(&ckpt, ks, crate::WeightMode::F32);
+        with_pool(2, |pool| {
+            let mut token = 1;
+            for pos in 0..ckpt.config.seq_len {
+                let a: Vec<u32> = seq.forward(token, pos, &crate::Sequential).expect("in range").iter().map(|v| v.to_bits()).collect();
+                let b: Vec<u32> = par.forward(token, pos, pool).expect("in range").iter().map(|v| v.to_bits()).collect();
+                assert_eq!(a, b, "position {pos}");
+                token = crate::sampler::argmax(&f32s(&a));
+            }
+        });
+    }
+
+    fn f32s(bits: &[u32]) -> Vec<f32> {
+        bits.iter().map(|&b| f32::from_bits(b)).collect()
+    }
+
+    #[test]
+    fn lane_exp_is_within_two_ulp_of_libm() {
+        // Every 97th f32 bit pattern between -104 and 88.7 (both signs).
+        let mut xs = Vec::new();
+        for bits in (0u32..0x42b1_7000).step_by(97) {
+            let x = f32::from_bits(bits);
+            xs.push(x);
+            if x <= 104.0 {
+                xs.push(-x);
+            }
+        }
+        for ks in simd_sets() {
+            let mut got = xs.clone();
+            ks.exp(&mut got);
+            let mut worst = (0u32, 0.0f32);
+            for (&x, &g) in xs.iter().zip(&got) {
+                let want = libm::expf(x);
+                // Positive floats (subnormals and zero included) are ordered like their bits.
+                let u = ulps(g, want);
+                if u > worst.0 {
+                    worst = (u, x);
+                }
+            }
+            std::eprintln!("{}: max error of the lane exp against libm: {} ulp at x = {:e}", ks.kind().name(), worst.0, worst.1);
+            assert!(worst.0 <= 2, "{}: {} ulp at {:e}", ks.kind().name(), worst.0, worst.1);
+            // The ends: overflow region and underflow to zero.
+            let mut ends = [-1000.0f32, -104.5, 0.0, 88.0, -0.0];
+            ks.exp(&mut ends);
+            assert_eq!(ends[0], 0.0);
+            assert_eq!(ends[1], 0.0);
+            assert_eq!(ends[2], 1.0);
+            assert_eq!(ends[4], 1.0);
+            assert!(ulps(ends[3], libm::expf(88.0)) <= 2);
+        }
+    }
+
+    #[test]
+    fn simd_softmax_matches_scalar_for_every_length() {
+        for ks in simd_sets() {
+            for n in 1..70 {
+                let x = values(n, -30.0, 12.0, n as u64 + 7);
+                let (mut a, mut b) = (x.clone(), x.clone());
+                scalar::softmax(&mut a);
+                ks.softmax(&mut b);
+                let mut sum = 0.0f32;
+                for (i, (p, q)) in a.iter().zip(&b).enumerate() {
+                    assert!((p - q).abs() <= 1e-6 + 4e-7 * p, "{} n={n} i={i}: {p} vs {q}", ks.kind().name());
+                    sum += q;
+                }
+                assert!((sum - 1.0).abs() < 1e-5, "{} n={n}: sums to {sum}", ks.kind().name());
+                // The argmax survives.
+                assert_eq!(crate::sampler::argmax(&a), crate::sampler::argmax(&b));
+            }
+        }
+    }
+
+    #[test]
+    fn simd_swiglu_matches_scalar_for_every_length() {
+        for ks in simd_sets() {
+            for n in 0..40 {
+                let h = values(n, -12.0, 12.0, 3 * n as u64 + 1);
+                let g = values(n, -3.0, 3.0, 5 * n as u64 + 2);
+                let (mut a, mut b) = (h.clone(), h.clone());
+                scalar::swiglu(&mut a, &g);
+                ks.swiglu(&mut b, &g);
+                for (i, (p, q)) in a.iter().zip(&b).enumerate() {
+                    assert!((p - q).abs() <= 1e-6 * (1.0 + p.abs()), "{} n={n} i={i}: {p} vs {q}", ks.kind().name());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn simd_rope_is_bit_identical_to_scalar() {
+        for ks in simd_sets() {
+            // Head sizes with and without full vectors, several heads.
+            for hs in [2usize, 4, 6, 8, 10, 16, 48, 64] {
+                let cs: Vec<[f32; 2]> = (0..hs / 2)
+                    .map(|p| {
+                        let a = 3.7 * libm::powf(10000.0, -((2 * p) as f32) / hs as f32);
+                        [libm::cosf(a), libm::sinf(a)]
+                    })
+                    .collect();
+                let v = values(hs * 3, -2.0, 2.0, hs as u64);
+                let (mut a, mut b) = (v.clone(), v.clone());
+                scalar::rope(&mut a, &cs);
+                ks.rope(&mut b, &cs);
+                assert_ne!(a, v, "rope did nothing");
+                let ab: Vec<u32> = a.iter().map(|x| x.to_bits()).collect();
+                let bb: Vec<u32> = b.iter().map(|x| x.to_bits()).collect();
+                assert_eq!(ab, bb, "{} head size {hs}", ks.kind().name());
+            }
+        }
+    }
+
+    #[test]
+    fn rope_with_no_pairs_is_a_no_op() {
+        // A head size of 1 (dim == n_heads) leaves no pairs to rotate.
+        for ks in [KernelSet::scalar()].into_iter().chain(simd_sets()) {
+            let mut v = [1.0f32, 2.0, 3.0];
+            ks.rope(&mut v, &[]);
+            assert_eq!(v, [1.0, 2.0, 3.0]);
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! The forward pass (run.c's `forward`) with a KV cache.
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::checkpoint::{Checkpoint, Config};
+use crate::kernels::{self, KernelSet};
+use crate::parallel::Parallel;
+use crate::profile::{Hooks, Op};
+use crate::quant::{QMatrix, QVector};
+
+/// How the matrices are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightMode {
+    /// The checkpoint's f32 values, borrowed in place.
+    F32,
+    /// Int8 groups of 32 with an f32 scale, converted at load time.
+    Q8,
+}
+
+/// A weight matrix `[rows][cols]`.
+#[derive(Debug, Clone)]
+enum Mat<'a> {
+    F32(&'a [f32]),
+    Q8(QMatrix),
+}
+
+impl<'a> Mat<'a> {
+    fn new(w: &'a [f32], rows: usize, cols: usize, mode: WeightMode) -> Self {
+        match mode {
+            WeightMode::F32 => Mat::F32(w),
+            WeightMode::Q8 => Mat::Q8(QMatrix::quantize(w, rows, cols)),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Layer<'a> {
+    rms_att: &'a [f32],
+    wq: Mat<'a>,
+    wk: Mat<'a>,
+    wv: Mat<'a>,
+    wo: Mat<'a>,
+    rms_ffn: &'a [f32],
+    w1: Mat<'a>,
+    w2: Mat<'a>,
+    w3: Mat<'a>,
+}
+
+/// A forward call outside the model's range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardError {
+    /// The token id is not below the vocabulary size.
+    TokenOutOfRange { token: u32, vocab_size: usize },
+    /// The position is not below `seq_len`.
+    PositionOutOfRange { pos: usize, seq_len: usize },
+}
+
+impl fmt::Display for ForwardError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TokenOutOfRange { token, vocab_size } => {
+                write!(f, "token {token} is outside the vocabulary of {vocab_size}")
+            }
+            Self::PositionOutOfRange { pos, seq_len } => {
+                write!(f, "position {pos} is beyond the context of {seq_len} tokens")
+            }
+        }
+    }
+}
+
+/// Matrices smaller than this many weights run on one thread.
+const PAR_MIN_WEIGHTS: usize = 1 << 15;
+/// Attention runs its heads in parallel from this many cached key values
+/// (`(pos + 1) * dim`) on.
+const PAR_MIN_ATTENTION: usize = 1 << 13;
+
+/// A model ready to run: weights, kernels, activations and KV cache.
+#[derive(Debug)]
+pub struct Transformer<'a> {
+    config: Config,
+    kernels: KernelSet,
+    mode: WeightMode,
+    token_embedding: &'a [f32],
+    layers: Vec<Layer<'a>>,
+    rms_final: &'a [f32],
+    wcls: Mat<'a>,
+    // Activations.
+    x: Vec<f32>,
+    xb: Vec<f32>,
+    xb2: Vec<f32>,
+    hb: Vec<f32>,
+    hb2: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    att: Vec<f32>,
+    logits: Vec<f32>,
+    rope: Vec<[f32; 2]>,
+    key_cache: Vec<f32>,
+    value_cache: Vec<f32>,
+    qdim: QVector,
+    qhidden: QVector,
+    hooks: Hooks,
+}
+
+impl<'a> Transformer<'a> {
+    /// Builds the model from a parsed checkpoint (converting to int8 in `Q8` mode).
+    pub fn new(ckpt: &Checkpoint<'a>, kernels: KernelSet, mode: WeightMode) -> Self {
+        let c = ckpt.config;
+        let (d, h, kv) = (c.dim, c.hidden_dim, c.kv_dim());
+        let layers = ckpt
+            .layers
+            .iter()
+            .map(|l| Layer {
+                rms_att: l.rms_att,
+                wq: Mat::new(l.wq, d, d, mode),
+                wk: Mat::new(l.wk, kv, d, mode),
+                wv: Mat::new(l.wv, kv, d, mode),
+                wo: Mat::new(l.wo, d, d, mode),
+                rms_ffn: l.rms_ffn,
+                w1: Mat::new(l.w1, h, d, mode),
+                w2: Mat::new(l.w2, d, h, mode),
+                w3: Mat::new(l.w3, h, d, mode),
+            })
+            .collect();
+        let cache = c.n_layers * c.seq_len * kv;
+        Transformer {
+            config: c,
+            kernels,
+            mode,
+            token_embedding: ckpt.token_embedding,
+            layers,
+            rms_final: ckpt.rms_final,
+            wcls: Mat::new(ckpt.wcls, c.vocab_size, d, mode),
+            x: vec![0.0; d],
+            xb: vec![0.0; d],
+            xb2: vec![0.0; d],
+            hb: vec![0.0; h],
+            hb2: vec![0.0; h],
+            q: vec![0.0; d],
+            k: vec![0.0; kv],
+            v: vec![0.0; kv],
+            att: vec![0.0; c.n_heads * c.seq_len],
+            logits: vec![0.0; c.vocab_size],
+            rope: vec![[0.0, 0.0]; c.head_size() / 2],
+            key_cache: vec![0.0; cache],
+            value_cache: vec![0.0; cache],
+            qdim: QVector::new(d),
+            qhidden: QVector::new(h),
+            hooks: Hooks::off(),
+        }
+    }
+
+    /// The model's configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The kernel set in use.
+    pub fn kernels(&self) -> KernelSet {
+        self.kernels
+    }
+
+    /// The weight storage mode.
+    pub fn mode(&self) -> WeightMode {
+        self.mode
+    }
+
+    /// Attaches profiling and JIT hooks (see [`crate::profile`]).
+    pub fn set_hooks(&mut self, hooks: Hooks) {
+        self.hooks = hooks;
+    }
+
+    /// The profiling counters and the JIT.
+    pub fn hooks(&self) -> &Hooks {
+        &self.hooks
+    }
+
+    /// The matrix-vector products of one forward call, as the profiler names them.
+    fn matmul_ops(&self) -> [Op; 5] {
+        let (c, q) = (self.config, self.mode == WeightMode::Q8);
+        let op = |rows, cols| if q { Op::Q8Matmul { rows, cols } } else { Op::Matmul { rows, cols } };
+        [op(c.dim, c.dim), op(c.kv_dim(), c.dim), op(c.hidden_dim, c.dim), op(c.dim, c.hidden_dim), op(c.vocab_size, c.dim)]
+    }
+
+    /// Runs the model on `token` at position `pos` and returns the logits.
+    /// Positions must be fed in order from 0 (the KV cache holds 0..pos).
+    pub fn forward(&mut self, token: u32, pos: usize, par: &dyn Parallel) -> Result<&mut [f32], ForwardError> {
+        let c = self.config;
+        if token as usize >= c.vocab_size {
+            return Err(ForwardError::TokenOutOfRange { token, vocab_size: c.vocab_size });
+        }
+        if pos >= c.seq_len {
+            return Err(ForwardError::PositionOutOfRange { pos, seq_len: c.seq_len });
+        }
+        let ks = self.kernels;
+        let ops = self.matmul_ops();
+        self.hooks.token(ks, &ops);
+        let (d, kv_dim, hs) = (c.dim, c.kv_dim(), c.head_size());
+        let kv_mul = c.kv_mul();
+        let t = token as usize;
+        self.x.copy_from_slice(&self.token_embedding[t * d..(t + 1) * d]);
+
+        // RoPE angles for this position, as run.c computes them.
+        for (p, cs) in self.rope.iter_mut().enumerate() {
+            let head_dim = (2 * p) as f32;
+            let freq = 1.0 / libm::powf(10000.0, head_dim / hs as f32);
+            let val = pos as f32 * freq;
+            *cs = [libm::cosf(val), libm::sinf(val)];
+        }
+        let sqrt_hs = libm::sqrtf(hs as f32);
+
+        for (l, layer) in self.layers.iter().enumerate() {
+            let t0 = self.hooks.now();
+            ks.rmsnorm(&mut self.xb, &self.x, layer.rms_att);
+            self.hooks.record(Op::RmsNorm, t0);
+            matmul(&mut self.hooks, ks, par, &mut self.q, &self.xb, &layer.wq, &mut self.qdim, true);
+            matmul(&mut self.hooks, ks, par, &mut self.k, &self.xb, &layer.wk, &mut self.qdim, false);
+            matmul(&mut self.hooks, ks, par, &mut self.v, &self.xb, &layer.wv, &mut self.qdim, false);
+            let t0 = self.hooks.now();
+            ks.rope(&mut self.q, &self.rope);
+            ks.rope(&mut self.k, &self.rope);
+            self.hooks.record(Op::Rope, t0);
+            let loff = l * c.seq_len * kv_dim;
+            let at = loff + pos * kv_dim;
+            self.key_cache[at..at + kv_dim].copy_from_slice(&self.k);
+            self.value_cache[at..at + kv_dim].copy_from_slice(&self.v);
+
+            // Attention, one task per head (heads in parallel once there is enough work).
+            let t0 = self.hooks.now();
+            let kc = &self.key_cache[loff..loff + (pos + 1) * kv_dim];
+            let vc = &self.value_cache[loff..loff + (pos + 1) * kv_dim];
+            let q_all = &self.q;
+            let parallel = (pos + 1) * d >= PAR_MIN_ATTENTION;
+            let head = |h: usize, att: &mut [f32], xb: &mut [f32]| {
+                let q = &q_all[h * hs..(h + 1) * hs];
+                let att = &mut att[..pos + 1];
+                let koff = (h / kv_mul) * hs;
+                for (ti, a) in att.iter_mut().enumerate() {
+                    let k = &kc[ti * kv_dim + koff..ti * kv_dim + koff + hs];
+                    *a = ks.dot(q, k) / sqrt_hs;
+                }
+                ks.softmax(att);
+                xb.fill(0.0);
+                for (ti, &a) in att.iter().enumerate() {
+                    ks.axpy(xb, a, &vc[ti * kv_dim + koff..ti * kv_dim + koff + hs]);
+                }
+            };
+            kernels::split_pairs(par, parallel, c.n_heads, (&mut self.att, c.seq_len), (&mut self.xb, hs), &head);
+            self.hooks.record(Op::Attention, t0);
+            matmul(&mut self.hooks, ks, par, &mut self.xb2, &self.xb, &layer.wo, &mut self.qdim, true);
+            for (x, y) in self.x.iter_mut().zip(&self.xb2) {
+                *x += y;
+            }
+
+            ks.rmsnorm(&mut self.xb, &self.x, layer.rms_ffn);
+            matmul(&mut self.hooks, ks, par, &mut self.hb, &self.xb, &layer.w1, &mut self.qdim, true);
+            matmul(&mut self.hooks, ks, par, &mut self.hb2, &self.xb, &layer.w3, &mut self.qdim, false);
+            let t0 = self.hooks.now();
+            ks.swiglu(&mut self.hb, &self.hb2);
+            self.hooks.record(Op::SwiGlu, t0);
+            matmul(&mut self.hooks, ks, par, &mut self.xb, &self.hb, &layer.w2, &mut self.qhidden, true);
+            for (x, y) in self.x.iter_mut().zip(&self.xb) {
+                *x += y;
+            }
+        }
+        ks.rmsnorm_in_place(&mut self.x, self.rms_final);
+        matmul(&mut self.hooks, ks, par, &mut self.logits, &self.x, &self.wcls, &mut self.qdim, true);
+        Ok(&mut self.logits)
+    }
+}
+
+/// One matrix-vector product, split by rows over `par` when it is big enough.
+/// In int8 mode `x` is quantized into `qx` first when `quantize` is set (a run of
+/// products on the same `x` quantizes it once).
+#[allow(clippy::too_many_arguments)] // the hooks ride along with the original six
+fn matmul(
+    hk: &mut Hooks,
+    ks: KernelSet,
+    par: &dyn Parallel,
+    out: &mut [f32],
+    x: &[f32],
+    w: &Mat<'_>,
+    qx: &mut QVector,
+    quantize: bool,
+) {
+    let (t0, rows, cols, jit) = (hk.now(), out.len(), x.len(), hk.specialiser());
+    let weights = out.len() * x.len();
+    let tasks = if weights >= PAR_MIN_WEIGHTS { par.threads() * 4 } else { 1 };
+    match w {
+        Mat::F32(w) => kernels::split_rows(par, out, tasks, 4, &|start, rows| {
+            let n = x.len();
+            let w = &w[start * n..(start + rows.len()) * n];
+            if !jit.is_some_and(|j| j.matmul(rows, x, w)) {
+                ks.matmul(rows, x, w);
+            }
+        }),
+        Mat::Q8(m) => {
+            if quantize {
+                qx.set(x);
+            }
+            let qx = &*qx;
+            let (n, g) = (qx.q.len(), qx.scales.len());
+            kernels::split_rows(par, out, tasks, 4, &|start, rows| {
+                let end = start + rows.len();
+                let (qw, sw) = (&m.q[start * n..end * n], &m.scales[start * g..end * g]);
+                if !jit.is_some_and(|j| j.q8_matmul(rows, qw, sw, &qx.q, &qx.scales)) {
+                    ks.q8_matmul(rows, qw, sw, &qx.q, &qx.scales);
+                }
+            })
+        }
+    }
+    let op = if matches!(w, Mat::Q8(_)) { Op::Q8Matmul { rows, cols } } else { Op::Matmul { rows, cols } };
+    hk.record(op, t0);
+}

@@ -1,0 +1,252 @@
+//! Per-operation profiling counters, and the hook through which a JIT swaps
+//! generated kernels into the forward pass.
+//!
+//! The engine reads no clock of its own: the caller hands in a cycle counter
+//! (`rdtsc` from `bareflow-hal`), so profiling costs nothing when it is off
+//! and tests can pass a fake clock. After `warmup` tokens, [`Hooks`] gives the
+//! hottest operations (most cycles first) to the [`Specialiser`], which may
+//! install generated kernels; the counters then start again so that the stats
+//! show the cycles per call before and after the swap, measured in place.
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::kernels::KernelSet;
+
+/// One engine operation, as the profiler counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Op {
+    /// `out[rows] = W[rows][cols] · x[cols]` with f32 weights.
+    Matmul { rows: usize, cols: usize },
+    /// The same product with int8 weights.
+    Q8Matmul { rows: usize, cols: usize },
+    /// RMSNorm before attention and before the feed-forward block.
+    RmsNorm,
+    /// RoPE on q and k.
+    Rope,
+    /// Scores, softmax and weighted sum over every head.
+    Attention,
+    /// `silu(hb) * hb2`.
+    SwiGlu,
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Op::Matmul { rows, cols } => write!(f, "matmul {rows}x{cols}"),
+            Op::Q8Matmul { rows, cols } => write!(f, "q8 matmul {rows}x{cols}"),
+            Op::RmsNorm => write!(f, "rmsnorm"),
+            Op::Rope => write!(f, "rope"),
+            Op::Attention => write!(f, "attention"),
+            Op::SwiGlu => write!(f, "swiglu"),
+        }
+    }
+}
+
+/// Counters of one operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpStats {
+    pub op: Op,
+    pub calls: u64,
+    pub cycles: u64,
+}
+
+impl OpStats {
+    /// Mean cycles per call (0 without calls).
+    pub fn cycles_per_call(&self) -> u64 {
+        self.cycles.checked_div(self.calls).unwrap_or(0)
+    }
+}
+
+/// Counters per operation (a handful of entries: a linear search is fastest).
+#[derive(Debug, Clone, Default)]
+pub struct Profile {
+    entries: Vec<OpStats>,
+}
+
+impl Profile {
+    /// Adds one call of `op` that took `cycles`.
+    pub fn add(&mut self, op: Op, cycles: u64) {
+        match self.entries.iter_mut().find(|e| e.op == op) {
+            Some(e) => {
+                e.calls += 1;
+                e.cycles = e.cycles.wrapping_add(cycles);
+            }
+            None => self.entries.push(OpStats { op, calls: 1, cycles }),
+        }
+    }
+
+    /// Every operation seen, in order of first call.
+    pub fn stats(&self) -> &[OpStats] {
+        &self.entries
+    }
+
+    /// Every operation seen, most cycles first.
+    pub fn hottest(&self) -> Vec<OpStats> {
+        let mut v = self.entries.clone();
+        v.sort_by(|a, b| b.cycles.cmp(&a.cycles).then(a.op.cmp(&b.op)));
+        v
+    }
+
+    /// The counters of `op`, if it ran.
+    pub fn get(&self, op: Op) -> Option<OpStats> {
+        self.entries.iter().find(|e| e.op == op).copied()
+    }
+}
+
+/// A source of generated kernels (implemented by `bareflow-jit`).
+pub trait Specialiser: Send + Sync {
+    /// Called once after the warm-up with the operations, hottest first, and
+    /// the kernel set in use: generate, check and install what pays.
+    fn specialise(&mut self, hot: &[OpStats], kernels: KernelSet);
+    /// Runs an installed f32 matrix-vector kernel for `x.len()` columns over
+    /// `out.len()` rows; returns false (having done nothing) when there is none.
+    fn matmul(&self, out: &mut [f32], x: &[f32], w: &[f32]) -> bool;
+    /// Whether a checked kernel for `cols` columns is installed.
+    fn has_matmul(&self, cols: usize) -> bool;
+    /// Runs an installed int8 kernel (see [`KernelSet::q8_matmul`] for the
+    /// shapes); returns false (having done nothing) when there is none.
+    fn q8_matmul(&self, _out: &mut [f32], _qw: &[i8], _sw: &[f32], _qx: &[i8], _sx: &[f32]) -> bool {
+        false
+    }
+    /// Whether a checked int8 kernel for `cols` (padded) columns is installed.
+    fn has_q8_matmul(&self, _cols: usize) -> bool {
+        false
+    }
+    /// Writes what was generated (kernels, sizes, time to generate, checks).
+    fn report(&self, out: &mut dyn fmt::Write) -> fmt::Result;
+}
+
+/// The engine's profiling and JIT hooks; off by default.
+pub struct Hooks {
+    clock: Option<fn() -> u64>,
+    warmup: usize,
+    tokens: usize,
+    profile: Profile,
+    warm_profile: Option<Profile>,
+    jit: Option<Box<dyn Specialiser>>,
+}
+
+impl fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hooks")
+            .field("profiling", &self.clock.is_some())
+            .field("warmup", &self.warmup)
+            .field("tokens", &self.tokens)
+            .field("jit", &self.jit.is_some())
+            .finish()
+    }
+}
+
+impl Default for Hooks {
+    fn default() -> Self {
+        Self::off()
+    }
+}
+
+impl Hooks {
+    /// No profiling, no JIT.
+    pub fn off() -> Self {
+        Hooks { clock: None, warmup: 0, tokens: 0, profile: Profile::default(), warm_profile: None, jit: None }
+    }
+
+    /// Profiling with `clock` (cycles); with a `jit`, after `warmup` forward
+    /// calls the hottest operations go to it (with `warmup == 0`, before the
+    /// first token, with every matrix shape of the model).
+    pub fn new(clock: fn() -> u64, warmup: usize, jit: Option<Box<dyn Specialiser>>) -> Self {
+        Hooks { clock: Some(clock), warmup, jit, ..Self::off() }
+    }
+
+    /// Counters since the swap (or since the start, before it).
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    /// Counters of the warm-up, once the JIT has been asked.
+    pub fn warmup_profile(&self) -> Option<&Profile> {
+        self.warm_profile.as_ref()
+    }
+
+    /// The JIT, if one is attached.
+    pub fn specialiser(&self) -> Option<&dyn Specialiser> {
+        self.jit.as_deref()
+    }
+
+    #[inline]
+    pub(crate) fn now(&self) -> u64 {
+        self.clock.map_or(0, |c| c())
+    }
+
+    #[inline]
+    pub(crate) fn record(&mut self, op: Op, since: u64) {
+        if let Some(c) = self.clock {
+            self.profile.add(op, c().wrapping_sub(since));
+        }
+    }
+
+    /// At the start of every forward call: asks the JIT once the warm-up is over.
+    pub(crate) fn token(&mut self, kernels: KernelSet, shapes: &[Op]) {
+        if self.tokens == self.warmup
+            && self.warm_profile.is_none()
+            && let Some(jit) = self.jit.as_mut()
+        {
+            let mut hot = self.profile.hottest();
+            for &op in shapes {
+                if !hot.iter().any(|h| h.op == op) {
+                    hot.push(OpStats { op, calls: 0, cycles: 0 });
+                }
+            }
+            jit.specialise(&hot, kernels);
+            self.warm_profile = Some(core::mem::take(&mut self.profile));
+        }
+        self.tokens += 1;
+    }
+
+    /// Writes the counters (with cycles per call before and after the swap)
+    /// and the JIT's report.
+    pub fn write_stats(&self, out: &mut dyn fmt::Write) -> fmt::Result {
+        writeln!(out, "jit_profile: {} forward calls, warm-up {}", self.tokens, self.warmup)?;
+        writeln!(out, "  {:<20} {:>10} {:>14} {:>12} {:>12} {:>8}", "op", "calls", "cycles", "cyc/call", "warm-up", "speedup")?;
+        for s in self.profile.hottest() {
+            let before = self.warm_profile.as_ref().and_then(|p| p.get(s.op)).map(|w| w.cycles_per_call());
+            let (b, sp) = match before {
+                Some(b) if s.cycles_per_call() > 0 => {
+                    (alloc::format!("{b}"), alloc::format!("{:.2}x", b as f64 / s.cycles_per_call() as f64))
+                }
+                _ => (alloc::string::String::from("-"), alloc::string::String::from("-")),
+            };
+            writeln!(
+                out,
+                "  {:<20} {:>10} {:>14} {:>12} {:>12} {:>8}",
+                alloc::format!("{}", s.op),
+                s.calls,
+                s.cycles,
+                s.cycles_per_call(),
+                b,
+                sp
+            )?;
+        }
+        if let Some(j) = &self.jit {
+            j.report(out)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profile_orders_by_cycles_and_counts_calls() {
+        let mut p = Profile::default();
+        p.add(Op::RmsNorm, 10);
+        p.add(Op::Matmul { rows: 4, cols: 8 }, 100);
+        p.add(Op::RmsNorm, 15);
+        let h = p.hottest();
+        assert_eq!(h[0].op, Op::Matmul { rows: 4, cols: 8 });
+        assert_eq!(p.get(Op::RmsNorm), Some(OpStats { op: Op::RmsNorm, calls: 2, cycles: 25 }));
+        assert_eq!(p.get(Op::RmsNorm).map(|s| s.cycles_per_call()), Some(12));
+        assert_eq!(p.get(Op::Rope), None);
+    }
+}
