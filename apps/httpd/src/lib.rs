@@ -453,6 +453,9 @@ impl<'a> Connection<'a> {
                         }
                         let answered = self.shared.stats.requests.load(Ordering::Relaxed);
                         if config.exit_after > 0 && answered >= config.exit_after {
+                            // This response (and any pipelined before it) is still in
+                            // `out`: send it and wait for the peer's ack before leaving.
+                            let _ = self.stream.write_all(&self.out);
                             let _ = self.stream.flush();
                             bareflow_sys::process::exit(0);
                         }

@@ -18,7 +18,7 @@ use super::smp::{cpu_index, MAX_CPUS};
 use alloc::boxed::Box;
 use core::cell::UnsafeCell;
 use core::marker::PhantomData;
-use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicUsize, Ordering};
 
 const SUSPENDED: u8 = 0;
 const RUNNING: u8 = 1;
@@ -332,6 +332,61 @@ impl<T> Drop for IrqGuard<'_, T> {
         self.guard = None;
         if self.was_enabled {
             // SAFETY: restores the interrupt state found when locking.
+            unsafe { core::arch::asm!("sti", options(nomem, nostack)) };
+        }
+    }
+}
+
+/// A raw spin lock that keeps interrupts off on its CPU while held, for
+/// `lock_api` users (the heap). An interrupt handler that takes the same lock
+/// (the scheduler's tick frees and grows its queues) can then never spin on a
+/// lock that the thread it interrupted holds on the same CPU.
+pub struct IrqRawMutex {
+    locked: AtomicBool,
+    /// The interrupt flag found by the holder when it locked (restored on unlock).
+    was_enabled: AtomicBool,
+}
+
+// SAFETY: `lock` returns only after this CPU set `locked` from false to true
+// with Acquire ordering, `unlock` clears it with Release, so at most one holder
+// exists at a time and its writes are visible to the next holder.
+unsafe impl lock_api::RawMutex for IrqRawMutex {
+    #[allow(clippy::declare_interior_mutable_const)] // lock_api's required constructor
+    const INIT: Self = IrqRawMutex { locked: AtomicBool::new(false), was_enabled: AtomicBool::new(false) };
+    type GuardMarker = lock_api::GuardNoSend;
+
+    fn lock(&self) {
+        let was = interrupts_enabled();
+        // SAFETY: masks interrupts on this CPU; `unlock` restores the flag.
+        unsafe { core::arch::asm!("cli", options(nomem, nostack)) };
+        while self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            // Interrupts are off: answer TLB shootdowns by polling meanwhile.
+            super::smp::service_tlb_requests();
+            core::hint::spin_loop();
+        }
+        self.was_enabled.store(was, Ordering::Relaxed);
+    }
+
+    fn try_lock(&self) -> bool {
+        let was = interrupts_enabled();
+        // SAFETY: as in `lock`; undone below when the lock is not taken.
+        unsafe { core::arch::asm!("cli", options(nomem, nostack)) };
+        if self.locked.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+            self.was_enabled.store(was, Ordering::Relaxed);
+            return true;
+        }
+        if was {
+            // SAFETY: restores the state found on entry.
+            unsafe { core::arch::asm!("sti", options(nomem, nostack)) };
+        }
+        false
+    }
+
+    unsafe fn unlock(&self) {
+        let was = self.was_enabled.load(Ordering::Relaxed);
+        self.locked.store(false, Ordering::Release);
+        if was {
+            // SAFETY: restores the interrupt flag the holder found when locking.
             unsafe { core::arch::asm!("sti", options(nomem, nostack)) };
         }
     }

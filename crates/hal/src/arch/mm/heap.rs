@@ -2,9 +2,13 @@
 //!
 //! The heap starts empty; when talc cannot serve an allocation it asks
 //! [`FrameSource`] for memory, which claims a contiguous run of frames (at
-//! least 1 MiB, more for big allocations). Interrupt handlers must not
-//! allocate (the heap lock is a spin lock).
+//! least 1 MiB, more for big allocations). The heap lock keeps interrupts
+//! off while held ([`IrqRawMutex`]), so interrupt handlers may allocate:
+//! the scheduler's tick does, and with a plain spin lock a tick that came
+//! while its own CPU held the heap lock deadlocked every CPU (seen with 100
+//! concurrent HTTP clients, both CPUs spinning in `drain_inbox`).
 use super::alloc_frames_uninit;
+use crate::arch::task::IrqRawMutex;
 use crate::memmap::{align_up, FRAME_SIZE};
 use core::alloc::Layout;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -32,7 +36,7 @@ unsafe impl talc::source::Source for FrameSource {
 }
 
 #[global_allocator]
-static HEAP: talc::TalcLock<spin::Mutex<()>, FrameSource> = talc::TalcLock::new(FrameSource);
+static HEAP: talc::TalcLock<IrqRawMutex, FrameSource> = talc::TalcLock::new(FrameSource);
 
 pub(super) fn claimed() -> u64 {
     CLAIMED.load(Ordering::Relaxed)
