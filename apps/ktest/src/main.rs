@@ -26,12 +26,15 @@ fn app() -> i32 {
     let case = args.get(1).map(String::as_str).unwrap_or("");
     match case {
         "bss" => {
-            if hal::selftest::bss_probe_is_zero() {
-                println!("bss: zero");
-                0
-            } else {
-                println!("bss: NOT zero");
-                1
+            match hal::selftest::check_bss_zero() {
+                Ok(()) => {
+                    println!("bss: zero");
+                    0
+                }
+                Err(e) => {
+                    println!("bss: {e:?}");
+                    1
+                }
             }
         }
         "text-write" => hal::selftest::write_to_text(),

@@ -2,6 +2,7 @@
 //! CPU exception so that tests can check the fault path and its report. They
 //! never return (the exception handler ends the VM).
 use alloc::boxed::Box;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 /// Writes to kernel text (mapped read-execute): a page fault, write, protection violation.
 pub fn write_to_text() -> ! {
@@ -30,14 +31,31 @@ pub fn read_null() -> ! {
     unreachable!("reading address 0 did not fault (read {v:#x})");
 }
 
-/// A large static in `.bss` that nothing writes: all zero if `.bss` was zeroed.
-static BSS_PROBE: [u64; 8192] = [0; 8192];
+/// A large zero-initialised static that nothing writes. Interior mutability
+/// keeps it out of `.rodata` (an immutable zero array lands there, where the
+/// check below would prove nothing), so the linker places it in `.bss`.
+static BSS_PROBE: [AtomicU64; 8192] = [const { AtomicU64::new(0) }; 8192];
 
-/// True when the `.bss` probe is all zero (read through volatile loads, so the
-/// compiler cannot assume the answer).
-pub fn bss_probe_is_zero() -> bool {
-    BSS_PROBE.iter().all(|w| {
-        // SAFETY: reading an element of a static array.
-        unsafe { core::ptr::read_volatile(w) == 0 }
-    })
+/// Why the `.bss` check failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BssError {
+    /// The probe is not inside `[__bss_start, __bss_end)`: the check would not test `.bss`.
+    NotInBss { probe: u64, bss: (u64, u64) },
+    /// A word of the probe was not zero at its first read.
+    NotZero { index: usize, value: u64 },
+}
+
+/// Checks that the `.bss` probe lies in `.bss` and is all zero (read once,
+/// atomically, so the compiler cannot assume the answer).
+pub fn check_bss_zero() -> Result<(), BssError> {
+    let probe = BSS_PROBE.as_ptr() as u64;
+    let bss = super::mm::image_layout().bss;
+    let end = probe + core::mem::size_of_val(&BSS_PROBE) as u64;
+    if probe < bss.0 || end > bss.1 {
+        return Err(BssError::NotInBss { probe, bss });
+    }
+    match BSS_PROBE.iter().map(|w| w.load(Ordering::Relaxed)).enumerate().find(|&(_, v)| v != 0) {
+        Some((index, value)) => Err(BssError::NotZero { index, value }),
+        None => Ok(()),
+    }
 }

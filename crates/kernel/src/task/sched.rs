@@ -151,21 +151,24 @@ fn idle_loop() -> ! {
     let cpu = current_cpu();
     let c = &CPUS[cpu];
     loop {
-        // Check for work with interrupts off, then halt with `sti; hlt` (atomic):
-        // a wake-up that arrives in between is not lost.
+        // All with interrupts off until `sti; hlt` (which enables them and
+        // halts atomically): a wake-up IPI or tick that arrives after the
+        // check stays pending and ends the `hlt` at once. `halted` is set
+        // before the inbox is read under its lock, so a CPU that posts to
+        // the inbox after that read sees `halted` and sends the IPI.
         let has_work = bareflow_hal::task::without_interrupts(|| {
+            c.halted.store(true, Ordering::Release);
             drain_inbox(c);
-            let work = !c.queue.lock().is_empty();
-            if !work {
-                c.halted.store(true, Ordering::Release);
+            if !c.queue.lock().is_empty() {
+                c.halted.store(false, Ordering::Release);
+                return true;
             }
-            work
+            bareflow_hal::trap::wait_for_interrupt();
+            c.halted.store(false, Ordering::Release);
+            false
         });
         if has_work {
             schedule();
-        } else {
-            bareflow_hal::trap::wait_for_interrupt();
-            c.halted.store(false, Ordering::Release);
         }
     }
 }

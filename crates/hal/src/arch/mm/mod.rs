@@ -25,6 +25,8 @@ unsafe extern "C" {
     static __rodata_start: u8;
     static __rodata_end: u8;
     static __data_start: u8;
+    static __bss_start: u8;
+    static __bss_end: u8;
     static __image_end: u8;
     static bareflow_boot_stack_guard: u8;
     static bareflow_boot_stack_bottom: u8;
@@ -42,6 +44,8 @@ pub struct ImageLayout {
     pub text: (u64, u64),
     pub rodata: (u64, u64),
     pub data: (u64, u64),
+    /// Zero-initialised data, inside `data`.
+    pub bss: (u64, u64),
     pub image_end: u64,
 }
 
@@ -54,6 +58,7 @@ pub fn image_layout() -> ImageLayout {
             text: (sym(&__text_start), sym(&__text_end)),
             rodata: (sym(&__rodata_start), sym(&__rodata_end)),
             data: (sym(&__data_start), sym(&__image_end)),
+            bss: (sym(&__bss_start), sym(&__bss_end)),
             image_end: sym(&__image_end),
         }
     }
