@@ -208,23 +208,28 @@ pub fn run(o: &RunOptions) -> Result<Outcome> {
         Some(t) => format!("{}-{t}", o.app),
         None => o.app.clone(),
     };
+    // No files and no initfs: no module at all (the kernel then has an empty
+    // file system and skips the signature check, which is most of a small
+    // app's boot under TCG). A GRUB ISO always carries one.
     let archive = match &o.initfs {
-        Some(p) if o.files.is_empty() => p.clone(),
+        Some(p) if o.files.is_empty() => Some(p.clone()),
         Some(_) => bail!("--initfs boots a ready initfs: add files to it with `cargo bareflow pack`, not with --file"),
+        None if o.files.is_empty() && !o.iso => None,
         None => {
             let archive = work.join(format!("{stem}-files.img"));
             pack_files(&o.files, &archive)?;
-            archive
+            Some(archive)
         }
     };
     let cmdline = o.cmdline().encode();
     let accel = accel::resolve(o.accel, &elf)?;
     let boot = if o.iso {
         let iso = work.join(format!("{stem}.iso"));
+        let archive = archive.context("an ISO carries an initfs")?;
         crate::iso::build_iso(&elf, &archive, &cmdline, &iso)?;
         Boot::Cdrom { iso }
     } else {
-        Boot::Kernel { elf, initrd: Some(archive), cmdline }
+        Boot::Kernel { elf, initrd: archive, cmdline }
     };
     let guest = Guest { machine, accel, cpus: o.cpus, mem: o.mem.clone(), boot, timeout: o.timeout, net: o.net.clone() };
     let echo = o.echo;

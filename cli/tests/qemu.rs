@@ -490,6 +490,10 @@ fn httpd_peer(tcp: u16, _udp: u16) -> Result<(), String> {
     if !status.contains("\"requests\":{\"served\":502,\"bad\":0}") {
         return Err(format!("/status does not count 502 requests served and none bad: {status}"));
     }
+    // The kernel's governor of net0, not a placeholder.
+    if !(status.contains("\"governor\":\"polling\",\"io\":{") || status.contains("\"governor\":\"interrupts\",\"io\":{")) {
+        return Err(format!("/status lacks the network device's governor mode and counters: {status}"));
+    }
     Ok(())
 }
 

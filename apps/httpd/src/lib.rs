@@ -81,12 +81,6 @@ const DEFAULT_BIND: &str = "0.0.0.0";
 const DEFAULT_ROOT: &str = ".";
 #[cfg(target_os = "none")]
 const DEFAULT_ROOT: &str = "";
-#[cfg(not(target_os = "none"))]
-const GOVERNOR: &str = "hosted";
-// The kernel's I/O governor reports its mode here once the sys API exposes it.
-#[cfg(target_os = "none")]
-const GOVERNOR: &str = "unreported";
-
 /// The command-line usage.
 pub const USAGE: &str = "usage: httpd [--port N] [--bind IP] [--root DIR] [--max-conns N] [--idle-ms N] \
 [--max-header-bytes N] [--max-headers N] [--max-body-bytes N]";
@@ -193,6 +187,8 @@ pub struct StatsSnapshot {
     pub requests: u64,
     /// Requests refused as malformed or over a limit.
     pub bad_requests: u64,
+    /// The network device's I/O governor (`None` hosted).
+    pub io: Option<net::IoStats>,
 }
 
 impl Stats {
@@ -205,16 +201,19 @@ impl Stats {
             timed_out: self.timed_out.load(Ordering::Relaxed),
             requests: self.requests.load(Ordering::Relaxed),
             bad_requests: self.bad_requests.load(Ordering::Relaxed),
+            io: net::io_stats(),
         }
     }
 }
 
 impl StatsSnapshot {
-    /// The `/status` document.
+    /// The `/status` document. `governor` is the kernel's I/O governor of the
+    /// network device (`"polling"` or `"interrupts"`, with its counters), or
+    /// `"none"` where there is none to report (hosted: the host kernel drives the NIC).
     pub fn to_json(&self) -> String {
         format!(
             "{{\"uptime_ms\":{},\"connections\":{{\"active\":{},\"accepted\":{},\"rejected\":{},\"timed_out\":{}}},\
-\"requests\":{{\"served\":{},\"bad\":{}}},\"governor\":\"{}\"}}\n",
+\"requests\":{{\"served\":{},\"bad\":{}}},{}}}\n",
             self.uptime.as_millis(),
             self.active,
             self.accepted,
@@ -222,8 +221,23 @@ impl StatsSnapshot {
             self.timed_out,
             self.requests,
             self.bad_requests,
-            GOVERNOR
+            governor_json(self.io)
         )
+    }
+}
+
+fn governor_json(io: Option<net::IoStats>) -> String {
+    match io {
+        None => "\"governor\":\"none\"".into(),
+        Some(g) => format!(
+            "\"governor\":\"{}\",\"io\":{{\"to_polling\":{},\"to_interrupts\":{},\"events_polling\":{},\"events_interrupts\":{},\"irqs\":{}}}",
+            if g.polling { "polling" } else { "interrupts" },
+            g.to_polling,
+            g.to_interrupts,
+            g.events_polling,
+            g.events_interrupts,
+            g.irqs
+        ),
     }
 }
 
@@ -705,6 +719,7 @@ mod tests {
             timed_out: 3,
             requests: 40,
             bad_requests: 4,
+            io: None,
         };
         let j = s.to_json();
         for want in [
@@ -715,10 +730,16 @@ mod tests {
             "\"timed_out\":3",
             "\"served\":40",
             "\"bad\":4",
-            "\"governor\":\"",
+            "\"governor\":\"none\"",
         ] {
             assert!(j.contains(want), "{want} missing in {j}");
         }
+        let io = net::IoStats { polling: true, to_polling: 2, to_interrupts: 1, events_polling: 900, events_interrupts: 30, irqs: 25 };
+        let j = StatsSnapshot { io: Some(io), ..s }.to_json();
+        assert!(
+            j.contains("\"governor\":\"polling\",\"io\":{\"to_polling\":2,\"to_interrupts\":1,\"events_polling\":900,\"events_interrupts\":30,\"irqs\":25}"),
+            "{j}"
+        );
     }
 
     #[test]

@@ -154,7 +154,7 @@ fn files_status_head_and_errors() {
     let r = c.get("/status");
     assert_eq!(r.status, 200);
     let json = String::from_utf8(r.body).unwrap();
-    assert!(json.contains("\"governor\":\"hosted\""), "{json}");
+    assert!(json.contains("\"governor\":\"none\""), "{json}");
     assert!(json.contains("\"active\":1"), "{json}");
     // The 7 requests before this one and this one were counted.
     let served: u64 = json.split("\"served\":").nth(1).unwrap().split(&[',', '}'][..]).next().unwrap().parse().unwrap();

@@ -29,19 +29,32 @@ pub use bareflow_hal as hal;
 
 /// Runs the app's entry with the kernel's services up, returning its exit code.
 pub fn run_app(entry: impl FnOnce() -> i32) -> i32 {
+    // Time since the first instruction after each step, for `bareflow.bootstat`.
+    let mut stages = [("hal", hal::time::since_entry_nanos()), ("", 0), ("", 0), ("", 0), ("", 0), ("", 0), ("", 0)];
     console::init_logger();
     env::init();
+    stages[1] = ("env", hal::time::since_entry_nanos());
     ids::init();
+    stages[2] = ("ids", hal::time::since_entry_nanos());
     fs::init();
+    stages[3] = ("fs", hal::time::since_entry_nanos());
     task::init();
+    stages[4] = ("scheduler", hal::time::since_entry_nanos());
     if env::kernel_option("bareflow.smp").is_none_or(|v| v != "0") {
         let n = task::start_secondary_cpus();
         log::info!("{n} CPUs online");
     }
+    stages[5] = ("smp", hal::time::since_entry_nanos());
     dev::probe_all();
+    stages[6] = ("devices", hal::time::since_entry_nanos());
     if env::kernel_option("bareflow.bootstat").is_some() {
         let ns = hal::time::since_entry_nanos();
         crate::kprintln!("bareflow: boot entry->main {ns} ns");
+        let mut line = alloc::string::String::from("bareflow: boot stages (ns since entry):");
+        for (name, at) in stages {
+            line.push_str(&alloc::format!(" {name}={at}"));
+        }
+        crate::kprintln!("{line}");
     }
     if env::kernel_option("bareflow.meminfo").is_some() {
         let m = hal::mm::stats();

@@ -371,6 +371,29 @@ impl Poller {
     }
 }
 
+/// The network device's adaptive I/O governor, as the kernel counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IoStats {
+    /// True while the driver polls the device (war mode); false while it sleeps on interrupts (peace mode).
+    pub polling: bool,
+    /// Switches from interrupts to polling.
+    pub to_polling: u64,
+    /// Switches from polling back to interrupts.
+    pub to_interrupts: u64,
+    /// Packets handled in interrupt mode.
+    pub events_interrupts: u64,
+    /// Packets handled in polling mode.
+    pub events_polling: u64,
+    /// Device interrupts taken.
+    pub irqs: u64,
+}
+
+/// The governor of the first network device, or `None` where there is none to
+/// report: hosted (the host kernel drives the NIC) or an image without a NIC.
+pub fn io_stats() -> Option<IoStats> {
+    imp::io_stats()
+}
+
 fn unknown_token(token: Token) -> Error {
     Error::InvalidInput(alloc::format!("token {} is not registered", token.0))
 }
@@ -383,6 +406,10 @@ mod imp {
     use alloc::vec::Vec;
     use core::time::Duration;
     use rustix::event::{PollFd, PollFlags, Timespec};
+
+    pub fn io_stats() -> Option<super::IoStats> {
+        None
+    }
     use std::io::{self, Read, Write};
     use std::os::fd::AsFd;
 
@@ -581,6 +608,18 @@ mod imp {
     use bareflow_kernel::net as k;
     use core::time::Duration;
 
+    pub fn io_stats() -> Option<super::IoStats> {
+        let st = k::netif(Duration::ZERO).ok()?.stats();
+        Some(super::IoStats {
+            polling: st.polling,
+            to_polling: st.to_war,
+            to_interrupts: st.to_peace,
+            events_interrupts: st.events_peace,
+            events_polling: st.events_war,
+            irqs: st.irqs,
+        })
+    }
+
     fn err(e: k::NetError) -> Error {
         match e {
             k::NetError::NoDevice(n) => Error::Other(n.to_string()),
@@ -715,6 +754,10 @@ mod imp {
     use super::{Error, Event, Interest, Shutdown, SocketAddr, Token};
     use alloc::vec::Vec;
     use core::time::Duration;
+
+    pub fn io_stats() -> Option<super::IoStats> {
+        None
+    }
 
     const NOT_YET: Error =
         Error::Unsupported("this app was built without networking: enable bareflow-sys's `net` feature");
