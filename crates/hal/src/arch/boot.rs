@@ -8,7 +8,7 @@
 //! defines.
 use super::{console, cpu, exit, mm, time, trap};
 use crate::memmap::{MemKind, MemRegion};
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use spin::Once;
 
 const MAX_REGIONS: usize = 64;
@@ -263,6 +263,20 @@ pub fn is_probe() -> bool {
     PROBE.load(Ordering::Relaxed)
 }
 
+/// TSC readings at the hardware layer's start-up steps (see [`boot_stages`]).
+static MARKS: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
+
+fn mark(i: usize) {
+    MARKS[i].store(super::cpu::rdtsc(), Ordering::Relaxed);
+}
+
+/// The hardware layer's start-up steps and the TSC count since entry at the end of each.
+pub fn boot_stages() -> [(&'static str, u64); 5] {
+    let entry = BOOT_INFO.get().map_or(0, |b| b.tsc_at_entry);
+    let names = ["loader hand-off", "cpu", "traps", "memory", "time"];
+    core::array::from_fn(|i| (names[i], MARKS[i].load(Ordering::Relaxed).saturating_sub(entry)))
+}
+
 /// The Rust entry, called by `boot.s` on the boot stack with 64-bit paging on.
 #[unsafe(no_mangle)]
 extern "C" fn bareflow_hal_entry(protocol: u32, info: u64) -> ! {
@@ -300,11 +314,16 @@ extern "C" fn bareflow_hal_entry(protocol: u32, info: u64) -> ! {
     }
     let bi = BOOT_INFO.call_once(|| bi);
 
+    mark(0);
     time::start_calibration();
     cpu::init();
+    mark(1);
     trap::init();
+    mark(2);
     mm::init(bi);
+    mark(3);
     time::init();
+    mark(4);
     trap::enable_interrupts();
 
     // SAFETY: `bareflow_app_main` is defined by the app crate's `main!` with
