@@ -3,6 +3,7 @@
 //! to wrap. Loom's `UnsafeCell` flags any slot read that races a write.
 //!
 //! Run: `RUSTFLAGS="--cfg loom" cargo test -p bareflow-ring --release --test loom`
+//! (`tests/loom_in_cargo_test.rs` does this under a plain `cargo test`).
 #![cfg(loom)]
 
 use bareflow_ring::{Blocking, BusySpin, RingBuilder, StdPark, WaitStrategy};
