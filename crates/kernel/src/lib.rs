@@ -51,11 +51,7 @@ pub fn run_app(entry: impl FnOnce() -> i32) -> i32 {
         let ns = hal::time::since_entry_nanos();
         crate::kprintln!("bareflow: boot entry->main {ns} ns");
         let mut line = alloc::string::String::from("bareflow: boot stages (ns since entry):");
-        let hz = hal::time::tsc_hz().max(1) as u128;
-        for (name, cycles) in hal::boot::boot_stages() {
-            line.push_str(&alloc::format!(" {name}={}", cycles as u128 * 1_000_000_000 / hz));
-        }
-        for (name, at) in stages {
+        for (name, at) in hal::boot::boot_stages().into_iter().chain(stages) {
             line.push_str(&alloc::format!(" {name}={at}"));
         }
         crate::kprintln!("{line}");

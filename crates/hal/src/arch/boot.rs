@@ -270,11 +270,10 @@ fn mark(i: usize) {
     MARKS[i].store(super::cpu::rdtsc(), Ordering::Relaxed);
 }
 
-/// The hardware layer's start-up steps and the TSC count since entry at the end of each.
+/// The hardware layer's start-up steps and the nanoseconds since entry at the end of each.
 pub fn boot_stages() -> [(&'static str, u64); 5] {
-    let entry = BOOT_INFO.get().map_or(0, |b| b.tsc_at_entry);
     let names = ["loader hand-off", "cpu", "traps", "memory", "time"];
-    core::array::from_fn(|i| (names[i], MARKS[i].load(Ordering::Relaxed).saturating_sub(entry)))
+    core::array::from_fn(|i| (names[i], time::entry_to_nanos(MARKS[i].load(Ordering::Relaxed))))
 }
 
 /// The Rust entry, called by `boot.s` on the boot stack with 64-bit paging on.

@@ -89,12 +89,17 @@ pub fn ticks() -> u64 {
 
 /// Nanoseconds from the first instruction to now (TSC-based).
 pub fn since_entry_nanos() -> u64 {
+    entry_to_nanos(rdtsc())
+}
+
+/// Nanoseconds from the first instruction to TSC reading `tsc` (0 before calibration).
+pub(crate) fn entry_to_nanos(tsc: u64) -> u64 {
     let entry = boot::boot_info().tsc_at_entry;
     let hz = tsc_hz();
     if hz == 0 {
         return 0;
     }
-    ((rdtsc().saturating_sub(entry)) as u128 * 1_000_000_000 / hz as u128) as u64
+    ((tsc.saturating_sub(entry)) as u128 * 1_000_000_000 / hz as u128) as u64
 }
 
 fn set_rate(hz: u64, base_tsc: u64, base_ns: u64) {
