@@ -6,9 +6,31 @@ pub use core::time::Duration;
 #[cfg(not(target_os = "none"))]
 mod imp {
     use super::Duration;
+    use crate::sync::{deadline_after, relock, wait_for};
+    use std::sync::{Arc, Condvar, Mutex};
+
+    /// Set when the thread's function returned or unwound.
+    #[derive(Default)]
+    struct Finished {
+        done: Mutex<bool>,
+        cv: Condvar,
+    }
+
+    /// Marks the thread finished when dropped: at the end of its function or
+    /// while it unwinds from a panic.
+    struct MarkOnDrop(Arc<Finished>);
+    impl Drop for MarkOnDrop {
+        fn drop(&mut self) {
+            *relock(&self.0.done) = true;
+            self.0.cv.notify_all();
+        }
+    }
 
     /// A handle to wait for a thread.
-    pub struct JoinHandle<T>(std::thread::JoinHandle<T>);
+    pub struct JoinHandle<T> {
+        inner: std::thread::JoinHandle<T>,
+        finished: Arc<Finished>,
+    }
 
     impl<T> JoinHandle<T> {
         /// Waits for the thread and returns its result.
@@ -16,16 +38,40 @@ mod imp {
         /// # Panics
         /// If the thread panicked.
         pub fn join(self) -> T {
-            match self.0.join() {
+            match self.inner.join() {
                 Ok(v) => v,
                 Err(e) => std::panic::resume_unwind(e),
             }
+        }
+
+        /// Like [`join`](Self::join), waiting at most `timeout`; the handle
+        /// comes back if the thread is still running then.
+        ///
+        /// # Panics
+        /// If the thread panicked.
+        pub fn join_timeout(self, timeout: Duration) -> Result<T, JoinHandle<T>> {
+            let (g, done) = wait_for(&self.finished.cv, relock(&self.finished.done), deadline_after(timeout), |d| *d);
+            drop(g);
+            // Finished: its function is over; `join` only waits for the OS
+            // thread's exit, which follows at once.
+            if done { Ok(self.join()) } else { Err(self) }
+        }
+
+        /// True once the thread's function returned.
+        pub fn is_finished(&self) -> bool {
+            *relock(&self.finished.done)
         }
     }
 
     /// Starts `f` on a new thread.
     pub fn spawn<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> JoinHandle<T> {
-        JoinHandle(std::thread::spawn(f))
+        let finished = Arc::new(Finished::default());
+        let mark = MarkOnDrop(finished.clone());
+        let inner = std::thread::spawn(move || {
+            let _mark = mark;
+            f()
+        });
+        JoinHandle { inner, finished }
     }
 
     /// A scope for threads that borrow from the caller; see [`scope`].
@@ -80,6 +126,17 @@ mod imp {
         /// Waits for the thread and returns its result.
         pub fn join(self) -> T {
             self.0.join()
+        }
+
+        /// Like [`join`](Self::join), waiting at most `timeout`; the handle
+        /// comes back if the thread is still running then.
+        pub fn join_timeout(self, timeout: Duration) -> Result<T, JoinHandle<T>> {
+            self.0.join_timeout(timeout).map_err(JoinHandle)
+        }
+
+        /// True once the thread finished.
+        pub fn is_finished(&self) -> bool {
+            self.0.is_finished()
         }
     }
 

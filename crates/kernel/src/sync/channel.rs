@@ -39,6 +39,33 @@ impl<T> fmt::Debug for SendError<T> {
     }
 }
 
+/// Why `send_timeout` gave the value back.
+#[derive(PartialEq, Eq)]
+pub enum SendTimeoutError<T> {
+    /// The channel stayed full until the timeout passed.
+    Timeout(T),
+    /// The receiver is gone.
+    Disconnected(T),
+}
+
+impl<T> SendTimeoutError<T> {
+    /// The value that was not sent.
+    pub fn into_inner(self) -> T {
+        match self {
+            SendTimeoutError::Timeout(v) | SendTimeoutError::Disconnected(v) => v,
+        }
+    }
+}
+
+impl<T> fmt::Debug for SendTimeoutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendTimeoutError::Timeout(_) => f.write_str("SendTimeoutError: the channel stayed full until the timeout"),
+            SendTimeoutError::Disconnected(_) => f.write_str("SendTimeoutError: the receiver was dropped"),
+        }
+    }
+}
+
 /// Every sender is gone and the channel is empty.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecvError;
@@ -50,6 +77,10 @@ pub enum TryRecvError {
     Empty,
     /// Every sender is gone and the channel is empty.
     Disconnected,
+}
+
+fn deadline_after(d: Duration) -> u64 {
+    crate::time::monotonic_nanos().saturating_add(d.as_nanos().min(u64::MAX as u128) as u64)
 }
 
 fn new<T>(cap: Option<usize>) -> (Sender<T>, Receiver<T>) {
@@ -91,6 +122,30 @@ impl<T> Sender<T> {
     }
 }
 
+impl<T> Sender<T> {
+    /// Sends `v`, waiting at most `timeout` while a bounded channel is full.
+    pub fn send_timeout(&self, v: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
+        let deadline = deadline_after(timeout);
+        let mut st = self.s.state.lock();
+        loop {
+            if !st.receiver {
+                return Err(SendTimeoutError::Disconnected(v));
+            }
+            if self.s.cap.is_none_or(|c| st.q.len() < c) {
+                st.q.push_back(v);
+                drop(st);
+                self.s.not_empty.notify_one();
+                return Ok(());
+            }
+            let now = crate::time::monotonic_nanos();
+            if now >= deadline {
+                return Err(SendTimeoutError::Timeout(v));
+            }
+            st = self.s.not_full.wait_timeout(st, Duration::from_nanos(deadline - now)).0;
+        }
+    }
+}
+
 impl<T> Clone for Sender<T> {
     fn clone(&self) -> Self {
         self.s.state.lock().senders += 1;
@@ -124,7 +179,7 @@ impl<T> Receiver<T> {
 
     /// Receives, or gives up after `timeout`.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T, TryRecvError> {
-        let deadline = crate::time::monotonic_nanos().saturating_add(timeout.as_nanos() as u64);
+        let deadline = deadline_after(timeout);
         let mut st = self.s.state.lock();
         loop {
             if let Some(v) = st.q.pop_front() {
@@ -141,6 +196,11 @@ impl<T> Receiver<T> {
             }
             st = self.s.not_empty.wait_timeout(st, Duration::from_nanos(deadline - now)).0;
         }
+    }
+
+    /// The messages until every sender is gone.
+    pub fn iter(&self) -> impl Iterator<Item = T> + '_ {
+        core::iter::from_fn(move || self.recv().ok())
     }
 
     /// Receives if something is there.

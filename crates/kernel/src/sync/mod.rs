@@ -4,14 +4,17 @@
 //! Every type parks the waiting thread (the CPU runs something else or
 //! halts) instead of spinning; spin locks are only for interrupt context
 //! (`hal::task::IrqMutex`). Every blocking call has a variant with a timeout.
-//! A thread that locks a [`Mutex`] it already holds is a certain deadlock:
-//! that is detected and reported as a panic naming the lock's owner.
+//! A thread that locks a [`Mutex`] it already holds, or asks an [`RwLock`]
+//! for access it can never get because it holds the lock already (write
+//! while reading or writing, read while writing), is a certain deadlock:
+//! that is detected and reported as a panic naming the thread. The check is
+//! an owner comparison on the slow path only, so it is on in every build.
 mod channel;
 mod mutex;
 mod wait;
 
-pub use channel::{channel, sync_channel, Receiver, RecvError, SendError, Sender, TryRecvError};
-pub use mutex::{Condvar, Mutex, MutexGuard, Once, RwLock, Semaphore};
+pub use channel::{channel, sync_channel, Receiver, RecvError, SendError, SendTimeoutError, Sender, TryRecvError};
+pub use mutex::{Condvar, Mutex, MutexGuard, Once, RwLock, RwLockReadGuard, RwLockWriteGuard, Semaphore};
 pub(crate) use wait::WaitQueue;
 
 /// Parking for `bareflow_ring`'s blocking wait strategy, on the kernel's

@@ -1,4 +1,5 @@
-//! Mutex, RwLock, Condvar, Semaphore, Once.
+//! Mutex, RwLock, Condvar, Semaphore, Once: each blocking call has a variant
+//! with a timeout, and the locks detect a thread re-locking what it holds.
 use super::WaitQueue;
 use crate::task;
 use core::ops::{Deref, DerefMut};
@@ -164,9 +165,23 @@ impl Condvar {
     }
 }
 
+/// How many readers an [`RwLock`] remembers by thread (for misuse detection);
+/// readers beyond that still get in, they are only not checked.
+const READER_SLOTS: usize = 8;
+
 /// A blocking readers-writer lock.
+///
+/// Like [`Mutex`], it knows who holds it: the writer's thread ID, and the
+/// IDs of up to [`READER_SLOTS`] readers. A thread that asks for the lock in
+/// a way it can never get because it holds it already (write while it reads
+/// or writes, read while it writes) panics, naming itself, instead of
+/// hanging forever. A second read by a reader is allowed (readers share).
 pub struct RwLock<T> {
     data: spin::RwLock<T>,
+    /// The writing thread's ID, 0 when none.
+    writer: AtomicU64,
+    /// IDs of reading threads (0: a free slot).
+    readers: [AtomicU64; READER_SLOTS],
     waiters: WaitQueue,
 }
 
@@ -174,6 +189,8 @@ pub struct RwLock<T> {
 pub struct RwLockReadGuard<'a, T> {
     lock: &'a RwLock<T>,
     guard: Option<spin::RwLockReadGuard<'a, T>>,
+    /// The reader slot that holds this thread's ID, if one was free.
+    slot: Option<usize>,
 }
 
 /// Exclusive access to an [`RwLock`].
@@ -185,36 +202,127 @@ pub struct RwLockWriteGuard<'a, T> {
 impl<T> RwLock<T> {
     /// A new unlocked lock.
     pub const fn new(v: T) -> Self {
-        RwLock { data: spin::RwLock::new(v), waiters: WaitQueue::new() }
-    }
-
-    /// Shared access, blocking while a writer holds it.
-    pub fn read(&self) -> RwLockReadGuard<'_, T> {
-        loop {
-            if let Some(g) = self.data.try_read() {
-                return RwLockReadGuard { lock: self, guard: Some(g) };
-            }
-            self.waiters.enqueue();
-            if let Some(g) = self.data.try_read() {
-                self.waiters.remove_current();
-                return RwLockReadGuard { lock: self, guard: Some(g) };
-            }
-            task::park();
+        RwLock {
+            data: spin::RwLock::new(v),
+            writer: AtomicU64::new(0),
+            readers: [const { AtomicU64::new(0) }; READER_SLOTS],
+            waiters: WaitQueue::new(),
         }
     }
 
+    /// Shared access, blocking while a writer holds it.
+    ///
+    /// # Panics
+    /// If the calling thread holds this lock for writing (a self-deadlock).
+    #[track_caller]
+    pub fn read(&self) -> RwLockReadGuard<'_, T> {
+        self.read_until(None).expect("no deadline")
+    }
+
+    /// Shared access, or `None` after `timeout`.
+    ///
+    /// # Panics
+    /// As [`read`](Self::read).
+    #[track_caller]
+    pub fn read_timeout(&self, timeout: Duration) -> Option<RwLockReadGuard<'_, T>> {
+        self.read_until(Some(deadline_after(timeout)))
+    }
+
+    /// Shared access if no writer holds it.
+    pub fn try_read(&self) -> Option<RwLockReadGuard<'_, T>> {
+        self.data.try_read().map(|g| self.read_acquired(g))
+    }
+
     /// Exclusive access, blocking while anyone holds it.
+    ///
+    /// # Panics
+    /// If the calling thread holds this lock, for reading or writing (a self-deadlock).
+    #[track_caller]
     pub fn write(&self) -> RwLockWriteGuard<'_, T> {
+        self.write_until(None).expect("no deadline")
+    }
+
+    /// Exclusive access, or `None` after `timeout`.
+    ///
+    /// # Panics
+    /// As [`write`](Self::write).
+    #[track_caller]
+    pub fn write_timeout(&self, timeout: Duration) -> Option<RwLockWriteGuard<'_, T>> {
+        self.write_until(Some(deadline_after(timeout)))
+    }
+
+    /// Exclusive access if nobody holds it.
+    pub fn try_write(&self) -> Option<RwLockWriteGuard<'_, T>> {
+        self.data.try_write().map(|g| self.write_acquired(g))
+    }
+
+    fn read_acquired<'a>(&'a self, g: spin::RwLockReadGuard<'a, T>) -> RwLockReadGuard<'a, T> {
+        let me = task::current().id();
+        let slot = self
+            .readers
+            .iter()
+            .position(|r| r.compare_exchange(0, me, Ordering::Relaxed, Ordering::Relaxed).is_ok());
+        RwLockReadGuard { lock: self, guard: Some(g), slot }
+    }
+
+    fn write_acquired<'a>(&'a self, g: spin::RwLockWriteGuard<'a, T>) -> RwLockWriteGuard<'a, T> {
+        self.writer.store(task::current().id(), Ordering::Relaxed);
+        RwLockWriteGuard { lock: self, guard: Some(g) }
+    }
+
+    /// Panics if thread `me` holds the lock in a way that makes the access
+    /// it waits for impossible. Only `me` writes `me` into the owner fields
+    /// and clears it before it releases, so a match means `me` holds it now.
+    #[track_caller]
+    fn check_self_deadlock(&self, me: u64, for_write: bool) {
+        let how = if self.writer.load(Ordering::Relaxed) == me {
+            "for writing"
+        } else if for_write && self.readers.iter().any(|r| r.load(Ordering::Relaxed) == me) {
+            "for reading"
+        } else {
+            return;
+        };
+        let wants = if for_write { "write-locks" } else { "read-locks" };
+        panic!("deadlock: thread {me:#x} ({}) {wants} an RwLock it already holds {how}", task::current().name());
+    }
+
+    #[track_caller]
+    fn read_until(&self, deadline: Option<u64>) -> Option<RwLockReadGuard<'_, T>> {
+        let me = task::current().id();
+        loop {
+            if let Some(g) = self.data.try_read() {
+                return Some(self.read_acquired(g));
+            }
+            self.check_self_deadlock(me, false);
+            self.waiters.enqueue();
+            if let Some(g) = self.data.try_read() {
+                self.waiters.remove_current();
+                return Some(self.read_acquired(g));
+            }
+            if !wait_until(deadline) {
+                self.waiters.remove_current();
+                return self.try_read();
+            }
+        }
+    }
+
+    #[track_caller]
+    fn write_until(&self, deadline: Option<u64>) -> Option<RwLockWriteGuard<'_, T>> {
+        let me = task::current().id();
         loop {
             if let Some(g) = self.data.try_write() {
-                return RwLockWriteGuard { lock: self, guard: Some(g) };
+                return Some(self.write_acquired(g));
             }
+            self.check_self_deadlock(me, true);
             self.waiters.enqueue();
             if let Some(g) = self.data.try_write() {
                 self.waiters.remove_current();
-                return RwLockWriteGuard { lock: self, guard: Some(g) };
+                return Some(self.write_acquired(g));
             }
-            task::park();
+            if !wait_until(deadline) {
+                self.waiters.remove_current();
+                return self.try_write();
+            }
         }
     }
 }
@@ -228,6 +336,9 @@ impl<T> Deref for RwLockReadGuard<'_, T> {
 
 impl<T> Drop for RwLockReadGuard<'_, T> {
     fn drop(&mut self) {
+        if let Some(s) = self.slot {
+            self.lock.readers[s].store(0, Ordering::Relaxed);
+        }
         self.guard = None;
         self.lock.waiters.wake_all();
     }
@@ -248,6 +359,7 @@ impl<T> DerefMut for RwLockWriteGuard<'_, T> {
 
 impl<T> Drop for RwLockWriteGuard<'_, T> {
     fn drop(&mut self) {
+        self.lock.writer.store(0, Ordering::Relaxed);
         self.guard = None;
         self.lock.waiters.wake_all();
     }
@@ -336,6 +448,24 @@ impl Once {
             f();
             self.done.store(true, Ordering::Release);
         }
+    }
+
+    /// Like [`call_once`](Self::call_once), but waits at most `timeout` for
+    /// another caller's initialiser to finish. True once the initialiser has
+    /// run (here or elsewhere); false if it was still running elsewhere when
+    /// the time was up (then `f` was not called).
+    pub fn call_once_timeout(&self, timeout: Duration, f: impl FnOnce()) -> bool {
+        if self.done.load(Ordering::Acquire) {
+            return true;
+        }
+        let Some(_g) = self.lock.lock_timeout(timeout) else {
+            return self.done.load(Ordering::Acquire);
+        };
+        if !self.done.load(Ordering::Acquire) {
+            f();
+            self.done.store(true, Ordering::Release);
+        }
+        true
     }
 
     /// True once the initialiser has run.

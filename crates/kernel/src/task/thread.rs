@@ -221,6 +221,29 @@ impl<T> JoinHandle<T> {
         self.state.result.lock().take().expect("a finished thread leaves its result")
     }
 
+    /// Like [`join`](Self::join), waiting at most `timeout`; the handle comes
+    /// back if the thread is still running then.
+    pub fn join_timeout(self, timeout: Duration) -> Result<T, JoinHandle<T>> {
+        let deadline = crate::time::monotonic_nanos().saturating_add(timeout.as_nanos().min(u64::MAX as u128) as u64);
+        loop {
+            *self.state.waiter.lock() = Some(current());
+            if self.state.done.load(Ordering::Acquire) {
+                break;
+            }
+            if crate::time::monotonic_nanos() >= deadline {
+                // Stop being the waiter (a finish racing with this leaves an
+                // unpark token: a spurious wake-up later, which parks allow).
+                *self.state.waiter.lock() = None;
+                if self.state.done.load(Ordering::Acquire) {
+                    break;
+                }
+                return Err(self);
+            }
+            park_until(deadline);
+        }
+        Ok(self.state.result.lock().take().expect("a finished thread leaves its result"))
+    }
+
     /// The thread's ID.
     pub fn id(&self) -> ThreadId {
         self.id
