@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod accel;
+pub mod baseline;
 pub mod bench;
 pub mod bench_tasks;
 pub mod build;
@@ -36,6 +37,8 @@ usage: cargo bareflow <command> ...
       --timeout S  --iso  --image PATH  --debug  --initfs PATH (a signed initfs, instead of --file)
   test                                  cargo test at the repo root (host + in-QEMU suites)
   bench boot|llm|tasks                       benchmarks
+  baseline linux [--run APP [--machine M] [--mem M] [--net] [-- ARGS]]
+                                        build (and cache) the Linux microVM the benches compare against
   llm ...                               the inference engine's commands
   key gen [--name N] | key list         Ed25519 signing keys (images trust every key listed)
   sign FILE [--key N] | verify FILE     detached signatures; verify also checks a signed initfs
@@ -59,6 +62,7 @@ pub fn main_with_args(args: &[String]) -> Result<i32> {
             Some((name, _)) => bail!("unknown benchmark `{name}`: available benches are `boot`, `llm` and `tasks`"),
             None => bail!("`bench` needs a benchmark name: available benches are `boot`, `llm` and `tasks`"),
         },
+        "baseline" => baseline::cli_main(rest),
         "llm" => llm::main(rest),
         "key" => trust::key_main(rest),
         "sign" => trust::sign_main(rest),
