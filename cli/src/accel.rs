@@ -85,6 +85,7 @@ fn probe_kvm(elf: &Path) -> Result<(), String> {
         boot: Boot::Kernel { elf: elf.to_path_buf(), initrd: None, cmdline: cmdline.encode() },
         timeout: PROBE_TIMEOUT,
         net: None,
+        disks: Vec::new(),
     };
     let out = crate::qemu::boot(&guest, &mut |l| l.to_string()).map_err(|e| format!("{e:#}"))?;
     let said_ok = out.lines.iter().any(|l| l.contains("bareflow: probe ok"));

@@ -102,6 +102,7 @@ fn bench_machine(elf: &Path, machine: Machine, runs: usize) -> Result<MachineFig
         boot: Boot::Kernel { elf: elf.to_path_buf(), initrd: None, cmdline: cmdline.encode() },
         timeout: Duration::from_secs(30),
         net: None,
+        disks: Vec::new(),
     };
     let mut wall = Vec::new();
     let mut entry = Vec::new();

@@ -61,6 +61,7 @@ pub fn main(args: &[String]) -> Result<i32> {
         boot: Boot::Kernel { elf, initrd: None, cmdline: cmdline.encode() },
         timeout: Duration::from_secs(120),
         net: None,
+        disks: Vec::new(),
     };
     let mut samples: BTreeMap<String, (Vec<f64>, String)> = BTreeMap::new();
     for i in 0..runs {

@@ -82,6 +82,8 @@ pub struct Guest {
     /// A virtio-net NIC on QEMU's user network, with these TCP (host port, guest
     /// port) forwards from 127.0.0.1; `None`: no NIC.
     pub net: Option<Vec<(u16, u16)>>,
+    /// Raw disk images, each a virtio-blk device (`blk0`, `blk1`, ... in the guest).
+    pub disks: Vec<PathBuf>,
 }
 
 /// How the image reaches the guest.
@@ -167,6 +169,16 @@ impl Guest {
             };
             c.args(["-netdev", &netdev, "-device", nic]);
         }
+        for (i, d) in self.disks.iter().enumerate() {
+            // `-drive` splits its value at commas; QEMU escapes a comma by doubling it.
+            let path = d.to_string_lossy().replace(',', ",,");
+            c.arg("-drive").arg(format!("file={path},if=none,format=raw,id=d{i}"));
+            let dev = match self.machine {
+                Machine::Microvm => "virtio-blk-device",
+                _ => "virtio-blk-pci",
+            };
+            c.args(["-device", &format!("{dev},drive=d{i}")]);
+        }
         c
     }
 }
@@ -238,6 +250,13 @@ fn qemu_reported_error(stderr: &str) -> bool {
 
 /// Boots `guest`, calling `on_line` with each serial line as it arrives, until it exits or times out.
 pub fn boot(guest: &Guest, on_line: &mut dyn FnMut(&str) -> String) -> Result<Outcome> {
+    boot_until(guest, on_line, &AtomicBool::new(false))
+}
+
+/// [`boot`], but the guest is also killed (by PID, within 100 ms) once `stop`
+/// is set, e.g. by a thread that drove a server in the guest and is done. Such
+/// a guest ends as [`Ending::Interrupted`]; [`interrupted`] tells it from Ctrl-C.
+pub fn boot_until(guest: &Guest, on_line: &mut dyn FnMut(&str) -> String, stop: &AtomicBool) -> Result<Outcome> {
     crate::setup::ensure_qemu()?;
     install_interrupt_handler();
     let mut cmd = guest.command();
@@ -260,7 +279,7 @@ pub fn boot(guest: &Guest, on_line: &mut dyn FnMut(&str) -> String) -> Result<Ou
     let mut timed_out = false;
     let mut interrupted = false;
     loop {
-        if INTERRUPTED.load(Ordering::SeqCst) {
+        if INTERRUPTED.load(Ordering::SeqCst) || stop.load(Ordering::SeqCst) {
             running.kill();
             interrupted = true;
             break;
@@ -330,6 +349,7 @@ mod tests {
             boot: Boot::Kernel { elf: "/x/app".into(), initrd: Some("/x/f.img".into()), cmdline: "a=b -- c".into() },
             timeout: Duration::from_secs(1),
             net: None,
+            disks: Vec::new(),
         };
         let c = g.command();
         let args: Vec<String> = c.get_args().map(|a| a.to_string_lossy().into_owned()).collect();

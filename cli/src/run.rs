@@ -44,6 +44,8 @@ pub struct RunOptions {
     /// `--net user [--port HOST:GUEST]...`: a NIC on QEMU's user network with
     /// forwards from 127.0.0.1:HOST to the guest's port GUEST.
     pub net: Option<Vec<(u16, u16)>>,
+    /// `--disk PATH`: raw disk images, attached as virtio-blk devices.
+    pub disks: Vec<PathBuf>,
 }
 
 impl RunOptions {
@@ -65,6 +67,7 @@ impl RunOptions {
             echo: true,
             tag: None,
             net: None,
+            disks: Vec::new(),
             initfs: None,
         }
     }
@@ -124,6 +127,14 @@ impl RunOptions {
                         bail!("`--net {v}`: only `--net user` (QEMU user networking) is supported");
                     }
                     o.net.get_or_insert_with(Vec::new);
+                }
+                "--disk" => {
+                    let v = value(&mut it, "--disk")?;
+                    let p = PathBuf::from(v);
+                    if !p.is_file() {
+                        bail!("`--disk {v}`: no such file (make one, e.g. `truncate -s 64M {v}` or `mkfs.fat -C {v} 65536`)");
+                    }
+                    o.disks.push(p);
                 }
                 "--port" => {
                     let v = value(&mut it, "--port")?;
@@ -231,7 +242,7 @@ pub fn run(o: &RunOptions) -> Result<Outcome> {
     } else {
         Boot::Kernel { elf, initrd: archive, cmdline }
     };
-    let guest = Guest { machine, accel, cpus: o.cpus, mem: o.mem.clone(), boot, timeout: o.timeout, net: o.net.clone() };
+    let guest = Guest { machine, accel, cpus: o.cpus, mem: o.mem.clone(), boot, timeout: o.timeout, net: o.net.clone(), disks: o.disks.clone() };
     let echo = o.echo;
     qemu::boot(&guest, &mut |line| {
         let line = symbols.annotate(line).unwrap_or_else(|| line.to_string());

@@ -109,8 +109,8 @@ pub fn serve(n: usize) -> i32 {
     }
     let st = net.stats();
     println!(
-        "net: governor polling={} to_war={} to_peace={} events_peace={} events_war={} irqs={}",
-        st.polling, st.to_war, st.to_peace, st.events_peace, st.events_war, st.irqs
+        "net: governor polling={} to_war={} to_peace={} events_peace={} events_war={} irqs={} ({})",
+        st.polling, st.to_war, st.to_peace, st.events_peace, st.events_war, st.irqs, st.irq_kind
     );
     let _ = udp;
     println!("net: done");

@@ -193,6 +193,61 @@ mod tests {
     }
 }
 
+/// One PCI Express ECAM window from the MCFG: configuration space of buses
+/// `start_bus..=end_bus` of `segment`, 1 MiB per bus from `base`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct McfgWindow {
+    /// Physical address of bus `start_bus`'s configuration space.
+    pub base: u64,
+    /// PCI segment group.
+    pub segment: u16,
+    /// First bus the window decodes.
+    pub start_bus: u8,
+    /// Last bus the window decodes.
+    pub end_bus: u8,
+}
+
+/// The ECAM windows an MCFG table lists (after its 36-byte header and 8
+/// reserved bytes, 16 bytes each). Entries whose bus range is inverted or
+/// whose base is 0 are skipped.
+pub fn mcfg_windows(mcfg: &[u8]) -> impl Iterator<Item = McfgWindow> + '_ {
+    mcfg.get(44..).unwrap_or(&[]).chunks_exact(16).filter_map(|e| {
+        let base = u64::from_le_bytes(e[0..8].try_into().ok()?);
+        let w = McfgWindow { base, segment: u16::from_le_bytes([e[8], e[9]]), start_bus: e[10], end_bus: e[11] };
+        (base != 0 && w.start_bus <= w.end_bus).then_some(w)
+    })
+}
+
+#[cfg(test)]
+mod mcfg_tests {
+    use super::*;
+
+    #[test]
+    fn reads_ecam_windows_and_skips_bad_ones() {
+        let mut t = vec![0u8; 44];
+        t[0..4].copy_from_slice(b"MCFG");
+        let mut entry = |base: u64, seg: u16, a: u8, b: u8| {
+            t.extend_from_slice(&base.to_le_bytes());
+            t.extend_from_slice(&seg.to_le_bytes());
+            t.extend_from_slice(&[a, b, 0, 0, 0, 0]);
+        };
+        entry(0xb000_0000, 0, 0, 255);
+        entry(0, 0, 0, 1); // no base
+        entry(0xc000_0000, 1, 9, 3); // inverted range
+        entry(0xe000_0000, 2, 0, 7);
+        t.extend_from_slice(&[1, 2, 3]); // a truncated tail is ignored
+        let w: Vec<_> = mcfg_windows(&t).collect();
+        assert_eq!(
+            w,
+            vec![
+                McfgWindow { base: 0xb000_0000, segment: 0, start_bus: 0, end_bus: 255 },
+                McfgWindow { base: 0xe000_0000, segment: 2, start_bus: 0, end_bus: 7 },
+            ]
+        );
+        assert_eq!(mcfg_windows(&t[..40]).count(), 0);
+    }
+}
+
 /// A virtio-mmio device found in the firmware's description.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MmioDevice {

@@ -143,6 +143,119 @@ fn ioapics_init() {
 pub enum IrqError {
     /// No I/O APIC serves this GSI.
     NoIoApic(u32),
+    /// The device refused MSI-X vector 0 for this virtqueue.
+    VectorRefused(u16),
+    /// The device has no interrupt the kernel can use (poll it).
+    NoInterrupt,
+}
+
+impl core::fmt::Display for IrqError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            IrqError::NoIoApic(g) => write!(f, "no I/O APIC serves GSI {g}"),
+            IrqError::VectorRefused(q) => write!(f, "the device refused an MSI-X vector for queue {q}"),
+            IrqError::NoInterrupt => f.write_str("the device has no usable interrupt"),
+        }
+    }
+}
+
+/// How a device interrupts: a legacy line through an I/O APIC, or MSI-X.
+/// A small copyable handle, so that an interrupt handler can mask it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceIrq {
+    /// A global system interrupt (I/O APIC pin), level-triggered.
+    Gsi(u32),
+    /// MSI-X entry 0 of a virtio-pci function, for all its queues.
+    Msix(super::pci::Msix),
+    /// None: the driver polls.
+    None,
+}
+
+impl DeviceIrq {
+    /// Delivers the device's interrupts as `vector` on CPU `cpu`, masked
+    /// until [`DeviceIrq::unmask`]. For MSI-X, call it after the driver has
+    /// set up its queues (the vectors are per queue).
+    pub fn route(&self, vector: u8, cpu: usize) -> Result<(), IrqError> {
+        match self {
+            DeviceIrq::Gsi(g) => route_irq(*g, vector, cpu),
+            DeviceIrq::Msix(m) => m.route(vector, cpu),
+            DeviceIrq::None => Err(IrqError::NoInterrupt),
+        }
+    }
+
+    /// Masks it (safe from an interrupt handler).
+    pub fn mask(&self) {
+        match self {
+            DeviceIrq::Gsi(g) => mask_irq(*g),
+            DeviceIrq::Msix(m) => m.mask(),
+            DeviceIrq::None => {}
+        }
+    }
+
+    /// Unmasks it.
+    pub fn unmask(&self) {
+        match self {
+            DeviceIrq::Gsi(g) => unmask_irq(*g),
+            DeviceIrq::Msix(m) => m.unmask(),
+            DeviceIrq::None => {}
+        }
+    }
+
+    /// `"GSI 12"`, `"MSI-X"` or `"none"`, for logs and stats.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DeviceIrq::Gsi(_) => "GSI",
+            DeviceIrq::Msix(_) => "MSI-X",
+            DeviceIrq::None => "none",
+        }
+    }
+}
+
+/// Where a virtio device sits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceLocation {
+    /// A virtio-mmio window at this address.
+    Mmio(u64),
+    /// A PCI function.
+    Pci(super::pci::PciFunction),
+}
+
+impl core::fmt::Display for DeviceLocation {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            DeviceLocation::Mmio(a) => write!(f, "virtio-mmio@{a:#x}"),
+            DeviceLocation::Pci(p) => write!(f, "pci {p}"),
+        }
+    }
+}
+
+/// A virtio device on either transport, ready for a `virtio-drivers` driver.
+pub struct VirtioDevice {
+    /// The transport.
+    pub transport: virtio_drivers::transport::SomeTransport<'static>,
+    /// Its interrupt.
+    pub irq: DeviceIrq,
+    /// Where it is.
+    pub location: DeviceLocation,
+}
+
+impl core::fmt::Debug for VirtioDevice {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "VirtioDevice {{ {}, irq: {:?} }}", self.location, self.irq)
+    }
+}
+
+/// Every virtio device: virtio-mmio windows the firmware describes, then
+/// virtio-pci functions.
+pub fn virtio_devices() -> Vec<VirtioDevice> {
+    let mut out: Vec<VirtioDevice> = virtio_mmio_devices()
+        .into_iter()
+        .map(|d| VirtioDevice { transport: d.transport.into(), irq: DeviceIrq::Gsi(d.gsi), location: DeviceLocation::Mmio(d.base) })
+        .collect();
+    for d in super::pci::virtio_pci_devices() {
+        out.push(VirtioDevice { transport: d.transport.into(), irq: d.irq, location: DeviceLocation::Pci(d.function) });
+    }
+    out
 }
 
 fn with_pin<R>(gsi: u32, f: impl FnOnce(u64, u32) -> R) -> Result<R, IrqError> {

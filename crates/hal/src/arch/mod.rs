@@ -1,11 +1,13 @@
 //! Everything that touches the machine. Built only for the image's target.
 
+pub mod blk;
 pub mod boot;
 pub mod console;
 pub mod cpu;
 pub mod dev;
 pub mod exit;
 pub mod mm;
+pub mod pci;
 pub mod port;
 pub mod selftest;
 pub mod smp;

@@ -15,3 +15,17 @@ pub(crate) fn inb(port: u16) -> u8 {
     unsafe { core::arch::asm!("in al, dx", out("al") value, in("dx") port, options(nomem, nostack, preserves_flags)) }
     value
 }
+
+/// Writes a 32-bit word to an I/O port.
+pub(crate) fn outl(port: u16, value: u32) {
+    // SAFETY: as for `outb` (the PCI configuration ports, owned by `pci`).
+    unsafe { core::arch::asm!("out dx, eax", in("dx") port, in("eax") value, options(nomem, nostack, preserves_flags)) }
+}
+
+/// Reads a 32-bit word from an I/O port.
+pub(crate) fn inl(port: u16) -> u32 {
+    let value: u32;
+    // SAFETY: as for `inb`.
+    unsafe { core::arch::asm!("in eax, dx", out("eax") value, in("dx") port, options(nomem, nostack, preserves_flags)) }
+    value
+}

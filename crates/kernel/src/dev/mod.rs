@@ -5,6 +5,8 @@
 //! driver has registered it: there is no window in which a consumer that
 //! starts before the driver finds an empty registry and fails. After the
 //! deadline the error lists what is attached.
+#[cfg(feature = "blk")]
+pub mod virtio_blk;
 #[cfg(feature = "net")]
 pub mod virtio_net;
 
@@ -100,18 +102,31 @@ impl Drop for Probing {
     }
 }
 
-/// Probes every device the firmware describes, one thread per device.
-#[cfg(not(feature = "net"))]
+/// Probes every device the firmware describes (no device drivers are built in).
+#[cfg(not(any(feature = "net", feature = "blk")))]
 pub fn probe_all() {}
 
-/// Probes every device the firmware describes, one thread per device.
-#[cfg(feature = "net")]
+/// Probes every device the firmware describes (virtio-mmio windows, then PCI
+/// functions), in a bootstrap thread so that boot goes on meanwhile; the
+/// network driver gets a thread of its own, disks register as they come.
+/// Consumers wait for names in the registry, so nothing races the probe.
+#[cfg(any(feature = "net", feature = "blk"))]
 pub fn probe_all() {
-    for d in bareflow_hal::dev::virtio_mmio_devices() {
-        use virtio_drivers::transport::{DeviceType, Transport};
-        match d.transport.device_type() {
-            DeviceType::Network => virtio_net::start(d),
-            other => log::info!("virtio device {other:?} at {:#x}: no driver yet", d.base),
+    let probing = Probing::start();
+    let spawned = crate::task::spawn_on(0, "dev-probe", move || {
+        let _probing = probing;
+        for d in bareflow_hal::dev::virtio_devices() {
+            use virtio_drivers::transport::{DeviceType, Transport};
+            match d.transport.device_type() {
+                #[cfg(feature = "net")]
+                DeviceType::Network => virtio_net::start(d),
+                #[cfg(feature = "blk")]
+                DeviceType::Block => virtio_blk::start(d),
+                other => log::info!("virtio device {other:?} at {}: no driver in this image", d.location),
+            }
         }
+    });
+    if let Err(e) = spawned {
+        log::error!("devices: no thread to probe them: {e:?}");
     }
 }

@@ -4,18 +4,18 @@
 use crate::net::{self, NetIf};
 use crate::task;
 use alloc::sync::Arc;
-use bareflow_hal::dev::VirtioMmio;
+use bareflow_hal::dev::{DeviceIrq, VirtioDevice};
 use spin::Once;
 
 /// Interrupt vector of the first network device.
 const NET_VECTOR: u8 = 0x40;
 
-/// Which thread the interrupt wakes, and which line to mask.
-static IRQ_TARGET: Once<(u32, &'static task::Thread)> = Once::new();
+/// Which thread the interrupt wakes, and what to mask.
+static IRQ_TARGET: Once<(DeviceIrq, &'static task::Thread)> = Once::new();
 
 fn on_irq(_vector: u8) {
-    if let Some((gsi, t)) = IRQ_TARGET.get() {
-        bareflow_hal::dev::mask_irq(*gsi);
+    if let Some((irq, t)) = IRQ_TARGET.get() {
+        irq.mask();
         net::count_irq();
         t.unpark();
     }
@@ -23,23 +23,28 @@ fn on_irq(_vector: u8) {
 }
 
 /// Starts the driver thread for `dev` (on CPU 0, which owns it and takes its interrupts).
-pub fn start(dev: VirtioMmio) {
+pub fn start(dev: VirtioDevice) {
+    if IRQ_TARGET.is_completed() {
+        log::warn!("virtio-net at {}: only one network device is supported; ignoring it", dev.location);
+        return;
+    }
     let probing = super::Probing::start();
     let spawned = task::spawn_on(0, "virtio-net", move || {
         let _probing = probing;
-        let gsi = dev.gsi;
+        let irq = dev.irq;
         let nic = match net::VirtioNic::new(dev.transport) {
             Ok(n) => n,
             Err(e) => {
-                log::error!("virtio-net at {:#x}: {e}", dev.base);
+                log::error!("virtio-net at {}: {e}", dev.location);
                 return;
             }
         };
-        let netif = Arc::new(NetIf::new(nic, gsi));
-        IRQ_TARGET.call_once(|| (gsi, task::current()));
+        let netif = Arc::new(NetIf::new(nic, irq));
+        IRQ_TARGET.call_once(|| (irq, task::current()));
         bareflow_hal::trap::set_irq_handler(NET_VECTOR, on_irq);
-        if let Err(e) = bareflow_hal::dev::route_irq(gsi, NET_VECTOR, 0) {
-            log::warn!("virtio-net: cannot route GSI {gsi} ({e:?}); polling only");
+        match irq.route(NET_VECTOR, 0) {
+            Ok(()) => log::info!("virtio-net at {}: interrupts by {}", dev.location, irq.kind()),
+            Err(e) => log::warn!("virtio-net at {}: {e}; polling only", dev.location),
         }
         super::register("net0", "virtio-net", netif.clone());
         drop(_probing);

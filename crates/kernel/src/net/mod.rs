@@ -27,12 +27,13 @@ use smoltcp::socket::dhcpv4;
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Address, Ipv4Cidr, Ipv6Address};
 use virtio_drivers::device::net::VirtIONet;
-use virtio_drivers::transport::mmio::MmioTransport;
+use virtio_drivers::transport::SomeTransport;
+use bareflow_hal::dev::DeviceIrq;
 
 const QUEUE: usize = 64;
 const BUF_LEN: usize = 2048;
 
-type Net = VirtIONet<VirtioHal, MmioTransport<'static>, QUEUE>;
+type Net = VirtIONet<VirtioHal, SomeTransport<'static>, QUEUE>;
 
 static IRQS: AtomicU64 = AtomicU64::new(0);
 
@@ -52,7 +53,7 @@ pub struct VirtioNic {
 
 impl VirtioNic {
     /// Brings the device up.
-    pub fn new(transport: MmioTransport<'static>) -> Result<Self, virtio_drivers::Error> {
+    pub fn new(transport: SomeTransport<'static>) -> Result<Self, virtio_drivers::Error> {
         Ok(VirtioNic { net: RefCell::new(Net::new(transport, BUF_LEN)?), packets: core::cell::Cell::new(0) })
     }
 }
@@ -140,6 +141,8 @@ pub struct NetStats {
     pub events_war: u64,
     /// Interrupts taken.
     pub irqs: u64,
+    /// How the device interrupts (`GSI`, `MSI-X` or `none`).
+    pub irq_kind: &'static str,
     /// IPv4 address, if configured.
     pub ipv4: Option<[u8; 4]>,
 }
@@ -149,14 +152,14 @@ pub struct NetIf {
     pub(crate) stack: Mutex<Stack>,
     pub(crate) changed: Condvar,
     governor: Mutex<Governor>,
-    gsi: u32,
+    irq: DeviceIrq,
     driver: spin::Once<&'static task::Thread>,
     forced: Option<Mode>,
 }
 
 impl NetIf {
-    /// Builds the interface over `nic`, interrupting on `gsi`.
-    pub fn new(nic: VirtioNic, gsi: u32) -> Self {
+    /// Builds the interface over `nic`, interrupting through `irq`.
+    pub fn new(nic: VirtioNic, irq: DeviceIrq) -> Self {
         let mac = EthernetAddress(nic.net.borrow().mac_address());
         let mut cfg = IfaceConfig::new(HardwareAddress::Ethernet(mac));
         cfg.random_seed = bareflow_hal::cpu::hardware_random().unwrap_or(bareflow_hal::cpu::rdtsc());
@@ -189,7 +192,7 @@ impl NetIf {
             stack: Mutex::new(Stack { iface, sockets, nic, dhcp, orphans: Vec::new(), next_port: 49152 }),
             changed: Condvar::new(),
             governor: Mutex::new(Governor::new(Config::default(), crate::time::monotonic_nanos())),
-            gsi,
+            irq,
             driver: spin::Once::new(),
             forced,
         }
@@ -206,6 +209,7 @@ impl NetIf {
             events_peace: g.stats.events_peace,
             events_war: g.stats.events_war,
             irqs: IRQS.load(Ordering::Relaxed),
+            irq_kind: self.irq.kind(),
             ipv4: st.iface.ipv4_addr().map(|a| a.octets()),
         }
     }
@@ -246,13 +250,13 @@ impl NetIf {
                     // line and wakes us), a socket call kicks us, or smoltcp's
                     // next timer is due.
                     if packets == 0 {
-                        bareflow_hal::dev::unmask_irq(self.gsi);
+                        self.irq.unmask();
                         let wait = delay.map_or(Duration::from_millis(100), |d| Duration::from_micros(d.total_micros()));
                         task::park_timeout(wait.min(Duration::from_millis(100)));
                     }
                 }
                 Mode::War => {
-                    bareflow_hal::dev::mask_irq(self.gsi);
+                    self.irq.mask();
                     task::yield_now();
                 }
             }
