@@ -149,7 +149,16 @@ impl Condvar {
         let lock = guard.lock;
         self.waiters.enqueue();
         drop(guard);
-        let in_time = wait_until(deadline);
+        // A notify takes the waiter off the queue; a park that ends while we
+        // are still queued, before the deadline, was spurious (an unpark
+        // token left from an earlier wait): wait on (regression: a
+        // `wait_timeout` returned after 0.2 ms of a 30 ms timeout).
+        let in_time = loop {
+            let in_time = wait_until(deadline);
+            if !in_time || !self.waiters.contains_current() {
+                break in_time;
+            }
+        };
         self.waiters.remove_current();
         (lock.lock(), !in_time)
     }

@@ -23,6 +23,12 @@ impl WaitQueue {
         }
     }
 
+    /// True while the current thread is queued (no waker took it off yet).
+    pub(crate) fn contains_current(&self) -> bool {
+        let me = task::current();
+        self.q.lock().iter().any(|t| core::ptr::eq(*t, me))
+    }
+
     /// Forgets the current thread (it stopped waiting).
     pub(crate) fn remove_current(&self) {
         let me = task::current();

@@ -24,6 +24,9 @@ struct Cpu {
     threads: AtomicUsize,
     /// Slot of a thread that exited on this CPU, freed by the next context.
     reap: IrqMutex<Option<usize>>,
+    /// A thread leaving this CPU for another (`migrate_to`), posted to its new
+    /// CPU by the next context, once the leaving one's registers are saved.
+    handoff: IrqMutex<Option<(&'static Thread, usize)>>,
 }
 
 impl Cpu {
@@ -39,6 +42,7 @@ impl Cpu {
             preemptions: AtomicU64::new(0),
             threads: AtomicUsize::new(0),
             reap: IrqMutex::new(None),
+            handoff: IrqMutex::new(None),
         }
     }
 }
@@ -206,11 +210,19 @@ pub(super) fn exit_current(slot: usize) -> ! {
     unreachable!("a finished thread was scheduled again");
 }
 
-/// Frees the slot of a thread that exited on this CPU just before we ran.
+/// Finishes what the context that ran before us on this CPU left behind, now
+/// that it is suspended: frees the slot of a thread that exited, and posts a
+/// migrating thread to its new CPU.
 fn reap() {
-    let slot = CPUS[current_cpu()].reap.lock().take();
+    let c = &CPUS[current_cpu()];
+    let slot = c.reap.lock().take();
     if let Some(slot) = slot {
         thread::free_slot(slot);
+    }
+    let handoff = c.handoff.lock().take();
+    if let Some((t, cpu)) = handoff {
+        CPUS[cpu].inbox.lock().push(t);
+        smp::send_ipi(cpu, smp::WAKE_VECTOR);
     }
 }
 
@@ -271,6 +283,11 @@ pub(crate) fn schedule() {
 }
 
 /// Hands the running thread to CPU `cpu`: it continues there.
+///
+/// The thread is posted to `cpu` only after it has left this CPU (by the
+/// context that runs next here, see `reap`): posted earlier, `cpu` could try
+/// to switch to it while its registers are still live here (regression: the
+/// `migrate` case panicked with "context switch refused: TargetRunning").
 pub fn migrate_to(cpu: usize) {
     let cpu = cpu.min(cpu_count().saturating_sub(1));
     let t = current_thread();
@@ -278,23 +295,24 @@ pub fn migrate_to(cpu: usize) {
         return;
     }
     bareflow_hal::task::without_interrupts(|| {
+        let here = &CPUS[current_cpu()];
+        drain_inbox(here);
+        let idle = here.idle.get().copied();
+        let Some(next) = here.queue.lock().pop().or(idle) else {
+            return; // nothing to leave this CPU to (before `init`): stay
+        };
         t.cpu.store(cpu, Ordering::Release);
         t.state.store(READY, Ordering::Release);
-        CPUS[cpu].inbox.lock().push(t);
-        smp::send_ipi(cpu, smp::WAKE_VECTOR);
-        // Leave this CPU; the target's switch waits until we are off our stack.
-        let here = &CPUS[current_cpu()];
-        let idle = here.idle.get().copied();
-        let next = here.queue.lock().pop().or(idle);
-        if let Some(next) = next {
-            next.state.store(RUNNING, Ordering::Release);
-            *here.current.lock() = Some(next);
-            here.switches.fetch_add(1, Ordering::Relaxed);
-            if let Err(e) = bareflow_hal::task::switch(&t.ctx, &next.ctx) {
-                panic!("context switch refused: {e:?}");
-            }
-            reap();
+        *here.handoff.lock() = Some((t, cpu));
+        next.state.store(RUNNING, Ordering::Release);
+        next.slice_start.store(crate::time::monotonic_nanos(), Ordering::Relaxed);
+        *here.current.lock() = Some(next);
+        here.switches.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = bareflow_hal::task::switch(&t.ctx, &next.ctx) {
+            panic!("context switch refused: {e:?}");
         }
+        // Running on `cpu` now.
+        reap();
     });
 }
 
