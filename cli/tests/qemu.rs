@@ -210,6 +210,60 @@ fn cases() -> Vec<Case> {
         },
         Case { check: Some(ids_differ_between_boots), ..case("ids-boot-a", "ktest", &["ids"], 0, &["0 duplicates"]) },
         Case { check: Some(ids_differ_between_boots), ..case("ids-boot-b", "ktest", &["ids"], 0, &["0 duplicates"]) },
+        // Issue 4, the audit's gaps: RwLock/Semaphore/Once under contention, a timeout on every
+        // blocking call, RwLock misuse, migrate_to, TLB shootdown, FP/SSE/AVX state across switches.
+        Case { cpus: 2, ..case("rwlock-smp2", "ktest", &["rwlock"], 0, &["rwlock: ok", "on 2 cpus"]) },
+        Case { cpus: 4, ..case("rwlock-smp4", "ktest", &["rwlock"], 0, &["rwlock: ok", "on 4 cpus"]) },
+        Case { cpus: 2, ..case("semaphore-smp2", "ktest", &["semaphore"], 0, &["semaphore: ok", "on 2 cpus"]) },
+        Case { cpus: 4, ..case("semaphore-smp4", "ktest", &["semaphore"], 0, &["semaphore: ok", "on 4 cpus"]) },
+        Case { cpus: 2, ..case("once-smp2", "ktest", &["once"], 0, &["once: ok", "on 2 cpus"]) },
+        Case { cpus: 4, ..case("once-smp4", "ktest", &["once"], 0, &["once: ok", "on 4 cpus"]) },
+        Case { cpus: 1, ..case("timeouts-smp1", "ktest", &["timeouts"], 0, &["timeouts: ok"]) },
+        Case { cpus: 2, ..case("timeouts-smp2", "ktest", &["timeouts"], 0, &["timeouts: ok"]) },
+        Case {
+            cpus: 2,
+            ..case(
+                "rwlock-misuse-write-after-read",
+                "ktest",
+                &["rwlock-misuse", "write-after-read"],
+                101,
+                &["two reads by one thread share the lock", "deadlock: thread", "write-locks an RwLock it already holds for reading"],
+            )
+        },
+        Case {
+            cpus: 2,
+            ..case(
+                "rwlock-misuse-read-after-write",
+                "ktest",
+                &["rwlock-misuse", "read-after-write"],
+                101,
+                &["deadlock: thread", "read-locks an RwLock it already holds for writing"],
+            )
+        },
+        Case {
+            cpus: 2,
+            ..case(
+                "rwlock-misuse-write-after-write",
+                "ktest",
+                &["rwlock-misuse", "write-after-write"],
+                101,
+                &["deadlock: thread", "write-locks an RwLock it already holds for writing"],
+            )
+        },
+        Case { cpus: 2, ..case("migrate-smp2", "ktest", &["migrate"], 0, &["migrate: ok", "ran on cpus [0, 1, 0]"]) },
+        Case { cpus: 4, ..case("migrate-smp4", "ktest", &["migrate"], 0, &["migrate: ok", "ran on cpus [0, 1, 2, 3, 0]"]) },
+        Case {
+            cpus: 2,
+            check: Some(tlb_fault_at_probe),
+            ..case("tlb-shootdown-smp2", "ktest", &["tlb"], 102, &["PAGE FAULT", "write", "protection violation"])
+        },
+        Case {
+            cpus: 4,
+            check: Some(tlb_fault_at_probe),
+            ..case("tlb-shootdown-smp4", "ktest", &["tlb"], 102, &["PAGE FAULT", "write", "protection violation"])
+        },
+        Case { cpus: 1, ..case("fpu-switch-smp1", "ktest", &["fpu"], 0, &["fpu: ok", "ymm0-15 registers held"]) },
+        Case { cpus: 2, ..case("fpu-switch-smp2", "ktest", &["fpu"], 0, &["fpu: ok", "ymm0-15 registers held"]) },
         // Issue 3: the inference engine in the image, byte for byte against run.c's transcripts,
         // with the model and tokenizer handed over as files.
         Case {
@@ -509,6 +563,26 @@ fn ids_differ_between_boots(out: &str) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// The TLB case's fault is the probe page's (CR2 = the address it printed),
+/// hit by the writer thread on the other CPU, not by anything else.
+fn tlb_fault_at_probe(out: &str) -> Result<(), String> {
+    let addr = out
+        .lines()
+        .find_map(|l| l.strip_prefix("tlb: probe page at "))
+        .map(str::trim)
+        .ok_or("no `tlb: probe page at` line")?;
+    if !out.contains(&format!("cr2={addr}")) {
+        return Err(format!("the fault is not at the probe page {addr}"));
+    }
+    if !out.contains("tlb::{closure") {
+        return Err("the faulting code is not the tlb writer thread".into());
+    }
+    if out.contains("the write went through") {
+        return Err("a write to the read-only page went through".into());
+    }
+    Ok(())
 }
 
 /// Under TCG `-cpu max` the guest must see AVX2.

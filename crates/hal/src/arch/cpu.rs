@@ -283,3 +283,48 @@ pub fn hardware_random() -> Option<u64> {
     }
     None
 }
+
+/// SSE rounding modes (MXCSR.RC, bits 13-14).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rounding {
+    /// Round to nearest, ties to even (the default).
+    Nearest = 0,
+    /// Toward negative infinity.
+    Down = 1,
+    /// Toward positive infinity.
+    Up = 2,
+    /// Toward zero (truncate).
+    TowardZero = 3,
+}
+
+/// The running thread's MXCSR (SSE control and status).
+pub fn mxcsr() -> u32 {
+    let mut v: u32 = 0;
+    // SAFETY: stmxcsr stores 4 bytes to `v`, a local we own.
+    unsafe { core::arch::asm!("stmxcsr [{}]", in(reg) &mut v, options(nostack, preserves_flags)) };
+    v
+}
+
+/// The running thread's SSE rounding mode.
+pub fn rounding() -> Rounding {
+    match (mxcsr() >> 13) & 3 {
+        0 => Rounding::Nearest,
+        1 => Rounding::Down,
+        2 => Rounding::Up,
+        _ => Rounding::TowardZero,
+    }
+}
+
+/// Sets the running thread's SSE rounding mode; nothing else in MXCSR changes
+/// (so no exception gets unmasked and no reserved bit is set). It is part of
+/// the thread's state: context switches keep it per thread.
+///
+/// Rust code assumes round-to-nearest when it folds constants; operations on
+/// values only known at run time use this mode.
+pub fn set_rounding(r: Rounding) {
+    let v = (mxcsr() & !(3 << 13)) | ((r as u32) << 13);
+    // SAFETY: `v` is the current MXCSR with only the rounding-control field
+    // changed: no reserved bit is set (that would be #GP) and the exception
+    // masks are as they were. ldmxcsr reads 4 bytes from a local.
+    unsafe { core::arch::asm!("ldmxcsr [{}]", in(reg) &v, options(nostack, readonly, preserves_flags)) };
+}
