@@ -12,6 +12,7 @@
 pub mod accel;
 pub mod baseline;
 pub mod bench;
+pub mod bench_suite;
 pub mod bench_tasks;
 pub mod build;
 pub mod iso;
@@ -36,7 +37,12 @@ usage: cargo bareflow <command> ...
       --cpus N  --mem M  --machine microvm|q35|pc  --accel auto|kvm|tcg
       --timeout S  --iso  --image PATH  --debug  --initfs PATH (a signed initfs, instead of --file)
   test                                  cargo test at the repo root (host + in-QEMU suites)
-  bench boot|llm|tasks                       benchmarks
+  bench [--runs N] [--http-secs S] [--http-conns N]
+                                        the suite: BareFlow beside a Linux guest (boot, footprint, http, llm;
+                                        tasks and jit from their last records); table, bench/history/suite/, bench/charts/
+  bench suite ROW...                    only these rows of the suite (boot footprint http llm tasks jit)
+  bench footprint|http                  one suite row
+  bench boot|llm|tasks|jit              the BareFlow-only benches (hello boot; engine vs C; ring; JIT)
   baseline linux [--run APP [--machine M] [--mem M] [--net] [-- ARGS]]
                                         build (and cache) the Linux microVM the benches compare against
   llm ...                               the inference engine's commands
@@ -55,12 +61,14 @@ pub fn main_with_args(args: &[String]) -> Result<i32> {
         "run" => run::cli_main(rest),
         "test" => cli_test(rest),
         "bench" => match rest.split_first() {
+            None => bench_suite::main(rest),
+            Some((name, rest)) if name == "suite" => bench_suite::main(rest),
+            Some((name, _)) if name == "footprint" || name == "http" || name.starts_with("--") => bench_suite::main(rest),
             Some((name, rest)) if name == "boot" => bench::boot_main(rest),
             Some((name, rest)) if name == "llm" => llm::bench(rest),
             Some((name, rest)) if name == "tasks" => bench_tasks::main(rest),
             Some((name, rest)) if name == "jit" => jit::bench(rest),
-            Some((name, _)) => bail!("unknown benchmark `{name}`: available benches are `boot`, `llm` and `tasks`"),
-            None => bail!("`bench` needs a benchmark name: available benches are `boot`, `llm` and `tasks`"),
+            Some((name, _)) => bail!("unknown benchmark `{name}`: available are `suite` (the default), `footprint`, `http`, `boot`, `llm`, `tasks` and `jit`"),
         },
         "baseline" => baseline::cli_main(rest),
         "llm" => llm::main(rest),

@@ -146,3 +146,19 @@ pub fn ensure_grub() -> Result<()> {
         Ok(())
     })
 }
+
+/// Makes sure `wrk` (the HTTP load generator of `bench http`) runs.
+pub fn ensure_wrk() -> Result<()> {
+    once("wrk", || {
+        // `wrk` with no arguments prints its usage and exits 1; `-v` prints the version and exits 1 too.
+        let present = Command::new("wrk").arg("-v").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
+        if present {
+            return Ok(());
+        }
+        apt_install(&["wrk"], "wrk (the HTTP benchmark tool)")?;
+        if Command::new("wrk").arg("-v").stdout(Stdio::null()).stderr(Stdio::null()).status().is_err() {
+            bail!("`wrk` still does not run after installing the wrk package: check the installation");
+        }
+        Ok(())
+    })
+}

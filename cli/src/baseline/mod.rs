@@ -72,6 +72,8 @@ impl Linux {
             boot: Boot::Kernel { elf: self.vmlinuz.clone(), initrd: Some(self.initramfs.clone()), cmdline },
             timeout: spec.timeout,
             net: spec.net.clone(),
+            // The baselines boot without disks (a field added for virtio-blk).
+            disks: Vec::new(),
         })
     }
 }
