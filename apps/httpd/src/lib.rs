@@ -568,7 +568,7 @@ fn respond(
             Some(file) => match fs::read(&file) {
                 Ok(bytes) => (Status::OK, content_type_of(&file), Body::Owned(bytes)),
                 Err(fs::Error::NotFound(_)) => (Status::NOT_FOUND, "text/plain", Body::Static(b"not found\n")),
-                Err(fs::Error::Other(_)) => {
+                Err(_) => {
                     (Status::FORBIDDEN, "text/plain", Body::Static(b"cannot read this path\n"))
                 }
             },

@@ -13,6 +13,8 @@ extern crate alloc;
 
 pub mod console;
 pub mod dev;
+#[cfg(feature = "blk")]
+pub mod diskfs;
 pub mod env;
 pub mod ids;
 pub mod fs;
