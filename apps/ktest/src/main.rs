@@ -116,6 +116,8 @@ fn app() -> i32 {
         "bench-tasks" => tasks::bench(),
         "net" => net::serve(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(1)),
         "registry-missing" => net::missing(),
+        "blk" => blk::run(&args),
+        "fs" => diskfs::run(),
         "hang" => loop {
             hal::trap::wait_for_interrupt();
         },
@@ -135,6 +137,10 @@ fn app() -> i32 {
     }
 }
 
+#[cfg(target_os = "none")]
+mod blk;
+#[cfg(target_os = "none")]
+mod diskfs;
 #[cfg(target_os = "none")]
 mod net;
 #[cfg(target_os = "none")]
