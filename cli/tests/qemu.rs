@@ -690,10 +690,16 @@ fn host_tool(cmd: &mut Command) -> Result<Vec<u8>, String> {
     Ok(out.stdout)
 }
 
+/// A dosfstools program, from /usr/sbin when that is not on PATH.
+fn sbin(name: &str) -> Command {
+    let p = Path::new("/usr/sbin").join(name);
+    Command::new(if p.exists() { p } else { PathBuf::from(name) })
+}
+
 /// A FAT image as a user makes one: `mkfs.fat` (no partition table), a
 /// file copied in with `mcopy`.
 fn make_fat(path: &Path, fat: &str, kib: u32) -> Result<(), String> {
-    host_tool(Command::new("mkfs.fat").args(["-F", fat, "-C"]).arg(path).arg(kib.to_string()))?;
+    host_tool(sbin("mkfs.fat").args(["-F", fat, "-C"]).arg(path).arg(kib.to_string()))?;
     let host = path.with_extension("host.txt");
     std::fs::write(&host, "hello from the host\n").map_err(|e| e.to_string())?;
     host_tool(Command::new("mcopy").arg("-i").arg(path).arg(&host).arg("::HOST.TXT")).map(|_| ())
@@ -712,7 +718,7 @@ fn fat_after_guest(path: &Path) -> Result<(), String> {
     if sub != b"in a subdirectory\n" {
         return Err(format!("SUB/A.TXT reads {:?}", String::from_utf8_lossy(&sub)));
     }
-    let out = Command::new("fsck.fat").arg("-n").arg(path).output().map_err(|e| format!("cannot run fsck.fat: {e}"))?;
+    let out = sbin("fsck.fat").arg("-n").arg(path).output().map_err(|e| format!("cannot run fsck.fat: {e}"))?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let bad: Vec<&str> = text
         .lines()
