@@ -36,6 +36,7 @@ usage: cargo bareflow <command> ...
       --env KEY=VALUE       add a configuration option (repeatable)
       --cpus N  --mem M  --machine microvm|q35|pc  --accel auto|kvm|tcg
       --timeout S  --iso  --image PATH  --debug  --initfs PATH (a signed initfs, instead of --file)
+      --net user [--port HOST:GUEST]  --disk IMG (a raw disk image as virtio-blk; FAT on it is /disk/ in the app)
   test                                  cargo test at the repo root (host + in-QEMU suites)
   bench [--runs N] [--http-secs S] [--http-conns N]
                                         the suite: BareFlow beside a Linux guest (boot, footprint, http, llm;
