@@ -39,8 +39,10 @@ enum Via {
 
 /// The second boot of a [`Via::Reboot`] case.
 struct Reboot {
-    /// Size of the fresh disk image.
+    /// Size of the fresh disk image (all zero).
     disk_mib: u64,
+    /// Then made ready on the host like this (e.g. formatted), if set.
+    prepare: Option<fn(&Path) -> Result<(), String>>,
     machine: Option<Machine>,
     args: &'static [&'static str],
     expect: &'static [&'static str],
@@ -344,6 +346,7 @@ fn cases() -> Vec<Case> {
         Case {
             via: Via::Reboot(&Reboot {
                 disk_mib: 8,
+                prepare: None,
                 machine: Some(Machine::Q35),
                 args: &["blk", "check", "7", "8192"],
                 expect: &["irq MSI-X", "blk: check of 8192 blocks with seed 7 ok"],
@@ -360,6 +363,7 @@ fn cases() -> Vec<Case> {
         Case {
             via: Via::Reboot(&Reboot {
                 disk_mib: 4,
+                prepare: None,
                 machine: Some(Machine::Pc),
                 args: &["blk", "check", "99", "2048"],
                 expect: &["blk: check of 2048 blocks with seed 99 ok"],
@@ -393,10 +397,18 @@ fn cases() -> Vec<Case> {
                 ],
             )
         },
+        // FAT32 over virtio-pci: what one boot wrote, the next boot reads back.
         Case {
-            via: Via::Disk(|p| make_fat(p, "32", 65536), fat_after_guest),
+            via: Via::Reboot(&Reboot {
+                disk_mib: 32,
+                prepare: Some(|p| make_fat(p, "32", 65536)),
+                machine: Some(Machine::Q35),
+                args: &["cat", "/disk/GUEST.TXT"],
+                expect: &["line 0 written by the BareFlow guest", "line 2999 written by the BareFlow guest\nthe end"],
+                host: fat_after_guest,
+            }),
             machine: Some(Machine::Q35),
-            ..case("fs-fat32-pci-q35", "ktest", &["fs"], 0, &["fs: wrote and read back 118898 bytes", "fs: done"])
+            ..case("fs-fat32-pci-q35-reboot", "ktest", &["fs"], 0, &["fs: wrote and read back 118898 bytes", "fs: done"])
         },
         case("registry-missing", "ktest", &["registry-missing"], 0, &["registry: no device `blk7`", "attached: none"]),
         Case {
@@ -875,6 +887,10 @@ fn run_case(c: &Case, images: &Images, tmp: &Path) -> Result<(), String> {
             let f = std::fs::File::create(&disk).map_err(|e| format!("cannot create {}: {e}", disk.display()))?;
             f.set_len(plan.disk_mib << 20).map_err(|e| format!("cannot size {}: {e}", disk.display()))?;
             drop(f);
+            if let Some(prepare) = plan.prepare {
+                std::fs::remove_file(&disk).map_err(|e| e.to_string())?;
+                prepare(&disk)?;
+            }
             let first = boot(&c.args, c.machine, vec![disk.clone()], files.clone())?;
             let text = first.output();
             verify(c, first.ending == Ending::Code(c.exit), &format!("{:?}", first.ending), &text)
