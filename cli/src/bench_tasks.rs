@@ -5,8 +5,13 @@
 //!   `std::sync::mpsc` (`cargo bench -p bareflow-ring --bench ring`, which runs
 //!   them A/B/A/B and prints medians and ratios);
 //! - in the unikernel (microvm, 2 vCPUs, TCG): context switch, spawn+join,
-//!   cross-CPU round trip, and the ring against the kernel's bounded channel,
-//!   from the `ktest bench-tasks` case, `runs` boots, medians.
+//!   cross-CPU round trip, the ring against `ArrayQueue` (crossbeam-queue built
+//!   no_std for the image) and against the kernel's bounded channel, from the
+//!   `ktest bench-tasks` case, `runs` boots, medians.
+//!
+//! It ends with the ratios against the target (the ring at least 2x
+//! `ArrayQueue` for batched SPSC), each with a verdict, MET or MISSED; a
+//! figure that could not be measured is NOT MEASURED, never left out.
 use crate::build::{self, Profile};
 use crate::qemu::{Accel, Boot, Ending, Guest, Machine};
 use anyhow::{Context, Result, bail};
@@ -41,13 +46,24 @@ pub fn main(args: &[String]) -> Result<i32> {
         _ => bail!("usage: cargo bareflow bench tasks [--runs N]"),
     };
     println!("== hosted: the ring against ArrayQueue and std::sync::mpsc (cargo bench -p bareflow-ring --bench ring)");
-    let status = std::process::Command::new(crate::root::cargo())
+    let out = std::process::Command::new(crate::root::cargo())
         .args(["bench", "-q", "-p", "bareflow-ring", "--bench", "ring"])
         .current_dir(crate::root::repo_root())
-        .status()
+        .stderr(std::process::Stdio::inherit())
+        .output()
         .context("cannot run cargo bench")?;
-    if !status.success() {
-        eprintln!("bench tasks: the hosted ring bench failed ({status}); continuing with the unikernel part");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut hosted = BTreeMap::new();
+    for line in text.lines() {
+        match parse_line(line) {
+            Some((name, v, _)) => {
+                hosted.insert(name, v);
+            }
+            None => println!("{line}"),
+        }
+    }
+    if !out.status.success() {
+        eprintln!("bench tasks: the hosted ring bench failed ({}); continuing with the unikernel part", out.status);
     }
 
     println!("\n== in the unikernel: microvm, 2 vCPUs, TCG, {runs} boots");
@@ -82,8 +98,13 @@ pub fn main(args: &[String]) -> Result<i32> {
         println!("{name:<28} {m:>16.0}  {unit}");
         medians.insert(name.clone(), m);
     }
-    if let (Some(r), Some(c)) = (medians.get("ring_msgs_per_s"), medians.get("channel_msgs_per_s")) {
-        println!("ratio ring / kernel channel (messages/s, same run): {:.2}x", r / c);
+    let rows = ratios(&hosted, &medians);
+    println!("\n== ratios (messages/s, each pair measured side by side in one run)");
+    println!("{:<52} {:>9}  {:<8} verdict", "ratio", "value", "target");
+    for r in &rows {
+        let value = r.value.map_or("-".to_string(), |v| format!("{v:.2}x"));
+        let target = r.target.map_or("-".to_string(), |t| format!(">= {t}x"));
+        println!("{:<52} {value:>9}  {target:<8} {}", r.name, r.verdict());
     }
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let record = json!({
@@ -94,6 +115,8 @@ pub fn main(args: &[String]) -> Result<i32> {
         "cpus": 2,
         "runs": runs,
         "unikernel_medians": medians,
+        "hosted_medians": hosted,
+        "ratios": rows.iter().map(|r| json!({"name": r.name, "value": r.value, "target": r.target, "verdict": r.verdict()})).collect::<Vec<_>>(),
     });
     let dir = crate::root::repo_root().join("bench").join("history");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -105,6 +128,84 @@ pub fn main(args: &[String]) -> Result<i32> {
     Ok(0)
 }
 
+/// The target: the ring at least this many times `ArrayQueue`'s
+/// messages/s for batched single-producer/single-consumer.
+pub const SPSC_TARGET: f64 = 2.0;
+
+/// One ratio of the closing table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ratio {
+    /// What is divided by what, and where.
+    pub name: &'static str,
+    /// `None`: one of the two figures is missing (the run that makes it failed).
+    pub value: Option<f64>,
+    /// The target, for the ratios that have one.
+    pub target: Option<f64>,
+}
+
+impl Ratio {
+    /// MET / MISSED against the target, NOT MEASURED without a value, `-` without a target.
+    pub fn verdict(&self) -> &'static str {
+        match (self.value, self.target) {
+            (None, _) => "NOT MEASURED",
+            (Some(v), Some(t)) if v >= t => "MET",
+            (Some(_), Some(_)) => "MISSED",
+            (Some(_), None) => "-",
+        }
+    }
+}
+
+/// The ratios from the hosted bench's and the image's medians.
+pub fn ratios(hosted: &BTreeMap<String, f64>, guest: &BTreeMap<String, f64>) -> Vec<Ratio> {
+    let r = |m: &BTreeMap<String, f64>, a: &str, b: &str| match (m.get(a), m.get(b)) {
+        (Some(x), Some(y)) if *y > 0.0 && x.is_finite() && y.is_finite() => Some(x / y),
+        _ => None,
+    };
+    let t = Some(SPSC_TARGET);
+    vec![
+        Ratio {
+            name: "hosted: ring / ArrayQueue, SPSC, batches of 64",
+            value: r(hosted, "hosted_spsc_ring_msgs_per_s", "hosted_spsc_arrayqueue_msgs_per_s"),
+            target: t,
+        },
+        Ratio {
+            name: "hosted: ring / std sync_channel, SPSC",
+            value: r(hosted, "hosted_spsc_ring_msgs_per_s", "hosted_spsc_sync_channel_msgs_per_s"),
+            target: None,
+        },
+        Ratio {
+            name: "hosted: ring / ArrayQueue, MPSC (2 producers)",
+            value: r(hosted, "hosted_mpsc2_ring_msgs_per_s", "hosted_mpsc2_arrayqueue_msgs_per_s"),
+            target: None,
+        },
+        Ratio {
+            name: "hosted: ring / std sync_channel, MPSC (2 producers)",
+            value: r(hosted, "hosted_mpsc2_ring_msgs_per_s", "hosted_mpsc2_sync_channel_msgs_per_s"),
+            target: None,
+        },
+        Ratio {
+            name: "hosted: ring / ArrayQueue, one thread",
+            value: r(hosted, "hosted_one_thread_ring_msgs_per_s", "hosted_one_thread_arrayqueue_msgs_per_s"),
+            target: None,
+        },
+        Ratio {
+            name: "image (TCG): ring / ArrayQueue, SPSC, batches of 64",
+            value: r(guest, "spsc_ring_msgs_per_s", "spsc_arrayqueue_msgs_per_s"),
+            target: t,
+        },
+        Ratio {
+            name: "image (TCG): ring / ArrayQueue, one thread",
+            value: r(guest, "one_thread_ring_msgs_per_s", "one_thread_arrayqueue_msgs_per_s"),
+            target: None,
+        },
+        Ratio {
+            name: "image (TCG): ring (blocking) / kernel sync_channel",
+            value: r(guest, "ring_msgs_per_s", "channel_msgs_per_s"),
+            target: None,
+        },
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,6 +215,25 @@ mod tests {
         assert_eq!(parse_line("bench: ring_msgs_per_s 2706625 msg/s"), Some(("ring_msgs_per_s".into(), 2706625.0, "msg/s".into())));
         assert_eq!(parse_line("bench: x nope"), None);
         assert_eq!(parse_line("threads: ok"), None);
+    }
+
+    #[test]
+    fn verdicts_are_never_hidden() {
+        let mut hosted = BTreeMap::new();
+        hosted.insert("hosted_spsc_ring_msgs_per_s".to_string(), 250.0);
+        hosted.insert("hosted_spsc_arrayqueue_msgs_per_s".to_string(), 100.0);
+        let mut guest = BTreeMap::new();
+        guest.insert("spsc_ring_msgs_per_s".to_string(), 150.0);
+        guest.insert("spsc_arrayqueue_msgs_per_s".to_string(), 100.0);
+        let rows = ratios(&hosted, &guest);
+        let get = |n: &str| rows.iter().find(|r| r.name == n).expect("row").clone();
+        let h = get("hosted: ring / ArrayQueue, SPSC, batches of 64");
+        assert_eq!((h.value, h.verdict()), (Some(2.5), "MET"));
+        let g = get("image (TCG): ring / ArrayQueue, SPSC, batches of 64");
+        assert_eq!((g.value, g.verdict()), (Some(1.5), "MISSED"));
+        // A missing figure is a row that says so, not an absent row.
+        assert_eq!(get("hosted: ring / std sync_channel, SPSC").verdict(), "NOT MEASURED");
+        assert_eq!(rows.len(), 8);
     }
 
     #[test]

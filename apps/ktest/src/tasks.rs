@@ -367,7 +367,167 @@ pub fn bench() -> i32 {
     }
     p.join();
     println!("bench: channel_msgs_per_s {:.0} msg/s ({n} msgs)", MSGS as f64 / (ns(t) / 1e9));
+    bench_ring_vs_array_queue(other);
     0
+}
+
+/// The ring against crossbeam's `ArrayQueue` (built no_std for the image) in
+/// the image, the same shapes as the hosted bench: u64 messages, capacity
+/// 1024, the producer publishes batches of 64 (the ring claims and publishes
+/// a batch at once; the queue has no batch API and pushes one by one), both
+/// sides wait by spinning 64 times, then yielding. SPSC across two CPUs,
+/// SPSC between two threads of one CPU (they take turns through the yields:
+/// no host scheduling in the figure), and one thread alternating a batch in
+/// and out (the CPU cost per message).
+/// Each pair runs A/B/A/B for `ROUNDS` rounds; medians are printed (the
+/// vCPUs share the host's two cores with everything else, so single runs
+/// vary by several times).
+fn bench_ring_vs_array_queue(other: usize) {
+    const ROUNDS: usize = 7;
+    let mut lost = false;
+    let here = task::current_cpu();
+    let mut figures: [Vec<f64>; 6] = Default::default();
+    for _ in 0..ROUNDS {
+        let (r, ok1) = spsc_ring(other);
+        let (q, ok2) = spsc_array_queue(other);
+        let (rf, ok5) = spsc_ring(here);
+        let (qf, ok6) = spsc_array_queue(here);
+        let (r1, ok3) = one_thread_ring();
+        let (q1, ok4) = one_thread_array_queue();
+        lost |= !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6);
+        for (f, v) in figures.iter_mut().zip([r, q, rf, qf, r1, q1]) {
+            f.push(v);
+        }
+    }
+    let [r, q, rf, qf, r1, q1] = figures.map(|mut v| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    });
+    println!("bench: spsc_ring_msgs_per_s {r:.0} msg/s");
+    println!("bench: spsc_arrayqueue_msgs_per_s {q:.0} msg/s");
+    println!("bench: same_cpu_spsc_ring_msgs_per_s {rf:.0} msg/s");
+    println!("bench: same_cpu_spsc_arrayqueue_msgs_per_s {qf:.0} msg/s");
+    println!("bench: one_thread_ring_msgs_per_s {r1:.0} msg/s");
+    println!("bench: one_thread_arrayqueue_msgs_per_s {q1:.0} msg/s");
+    if lost {
+        println!("bench: messages lost or duplicated in the ring/ArrayQueue runs");
+    }
+}
+
+const BQ_MSGS: u64 = 1_000_000;
+const BQ_CAP: usize = 1024;
+const BQ_BATCH: u64 = 64;
+
+fn per_s(n: u64, t: Instant) -> f64 {
+    n as f64 / (t.elapsed().as_nanos() as f64 / 1e9)
+}
+
+/// Spins 64 times, then yields (the queue's equivalent of the ring's `Yielding`).
+fn backoff(spins: &mut u32) {
+    if *spins < 64 {
+        *spins += 1;
+        core::hint::spin_loop();
+    } else {
+        task::yield_now();
+    }
+}
+
+/// SPSC with the producer on CPU `other` (this CPU: two fibers taking turns).
+fn spsc_ring(other: usize) -> (f64, bool) {
+    use bareflow_ring::{RingBuilder, Yielding};
+    let mut b = RingBuilder::new(BQ_CAP, Yielding::new(64, task::yield_now as fn()), || 0u64).expect("ring");
+    b.add_consumer(&[]).expect("consumer");
+    let (mut producer, mut consumers) = b.build_single_producer().expect("build");
+    let mut consumer = consumers.pop().expect("consumer");
+    let t = Instant::now();
+    let p = task::spawn_on(other, "ring-y-p", move || {
+        let mut v = 0u64;
+        while v < BQ_MSGS {
+            producer
+                .publish_batch(BQ_BATCH.min(BQ_MSGS - v) as usize, |s, _| {
+                    *s = v;
+                    v += 1;
+                })
+                .expect("fits");
+        }
+    })
+    .expect("spawn");
+    let (mut got, mut sum) = (0u64, 0u64);
+    while got < BQ_MSGS {
+        got += consumer.poll(|e, _, _| sum = sum.wrapping_add(*e)) as u64;
+    }
+    p.join();
+    (per_s(BQ_MSGS, t), sum == BQ_MSGS * (BQ_MSGS - 1) / 2)
+}
+
+fn spsc_array_queue(other: usize) -> (f64, bool) {
+    use alloc::sync::Arc;
+    use crossbeam_queue::ArrayQueue;
+    let q = Arc::new(ArrayQueue::<u64>::new(BQ_CAP));
+    let qp = q.clone();
+    let t = Instant::now();
+    let p = task::spawn_on(other, "aq-p", move || {
+        let mut spins = 0;
+        for v in 0..BQ_MSGS {
+            while qp.push(v).is_err() {
+                backoff(&mut spins);
+            }
+            spins = 0;
+        }
+    })
+    .expect("spawn");
+    let (mut got, mut sum, mut spins) = (0u64, 0u64, 0u32);
+    while got < BQ_MSGS {
+        match q.pop() {
+            Some(e) => {
+                sum = sum.wrapping_add(e);
+                got += 1;
+                spins = 0;
+            }
+            None => backoff(&mut spins),
+        }
+    }
+    p.join();
+    (per_s(BQ_MSGS, t), sum == BQ_MSGS * (BQ_MSGS - 1) / 2)
+}
+
+fn one_thread_ring() -> (f64, bool) {
+    use bareflow_ring::{RingBuilder, Yielding};
+    let mut b = RingBuilder::new(BQ_CAP, Yielding::new(64, task::yield_now as fn()), || 0u64).expect("ring");
+    b.add_consumer(&[]).expect("consumer");
+    let (mut producer, mut consumers) = b.build_single_producer().expect("build");
+    let c = &mut consumers[0];
+    let t = Instant::now();
+    let (mut v, mut sum) = (0u64, 0u64);
+    while v < BQ_MSGS {
+        producer
+            .publish_batch(BQ_BATCH as usize, |s, _| {
+                *s = v;
+                v += 1;
+            })
+            .expect("fits");
+        c.try_poll(|e, _, _| sum = sum.wrapping_add(*e));
+    }
+    (per_s(v, t), sum == v * (v - 1) / 2)
+}
+
+fn one_thread_array_queue() -> (f64, bool) {
+    use crossbeam_queue::ArrayQueue;
+    let q = ArrayQueue::<u64>::new(BQ_CAP);
+    let t = Instant::now();
+    let (mut w, mut sum) = (0u64, 0u64);
+    while w < BQ_MSGS {
+        for _ in 0..BQ_BATCH {
+            if q.push(w).is_err() {
+                break;
+            }
+            w += 1;
+        }
+        while let Some(e) = q.pop() {
+            sum = sum.wrapping_add(e);
+        }
+    }
+    (per_s(w, t), sum == w * (w - 1) / 2)
 }
 
 /// How late a timeout may fire under TCG (it must never fire early).

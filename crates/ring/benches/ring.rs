@@ -7,6 +7,8 @@
 //! `thread::yield_now` (the machine's cores are shared).
 //!
 //! `cargo bench -p bareflow-ring` (env: RING_BENCH_MSGS, RING_BENCH_ROUNDS).
+//! Besides the table, each median is printed as a `bench: <name> <value> msg/s`
+//! line, which `cargo bareflow bench tasks` reads.
 
 use std::hint::black_box;
 use std::sync::mpsc::sync_channel;
@@ -236,6 +238,8 @@ fn main() {
         q / 1e6,
         r / q
     );
+    println!("bench: hosted_one_thread_ring_msgs_per_s {r:.0} msg/s");
+    println!("bench: hosted_one_thread_arrayqueue_msgs_per_s {q:.0} msg/s");
     for producers in [1u64, 2] {
         let mut r = Vec::new();
         let mut q = Vec::new();
@@ -265,5 +269,9 @@ fn main() {
             c / 1e6,
             r / c
         );
+        let tag = if producers == 1 { "spsc" } else { "mpsc2" };
+        println!("bench: hosted_{tag}_ring_msgs_per_s {r:.0} msg/s");
+        println!("bench: hosted_{tag}_arrayqueue_msgs_per_s {q:.0} msg/s");
+        println!("bench: hosted_{tag}_sync_channel_msgs_per_s {c:.0} msg/s");
     }
 }
