@@ -86,25 +86,28 @@ pub fn main(args: &[String]) -> Result<i32> {
         if out.ending != Ending::Code(0) {
             bail!("the bench guest ended with {:?}:\n{}{}", out.ending, out.output(), out.stderr);
         }
+        if let Some(l) = out.lines.iter().find(|l| l.contains("messages lost")) {
+            bail!("the bench guest reports: {l}");
+        }
         for (name, v, unit) in out.lines.iter().filter_map(|l| parse_line(l)) {
             let e = samples.entry(name).or_insert_with(|| (Vec::new(), unit));
             e.0.push(v);
         }
     }
     let mut medians = BTreeMap::new();
-    println!("{:<28} {:>16}  unit", "measure (median)", "value");
+    println!("{:<40} {:>14}  unit", "measure (median)", "value");
     for (name, (v, unit)) in samples.iter_mut() {
         let m = median(v);
-        println!("{name:<28} {m:>16.0}  {unit}");
+        println!("{name:<40} {m:>14.0}  {unit}");
         medians.insert(name.clone(), m);
     }
     let rows = ratios(&hosted, &medians);
     println!("\n== ratios (messages/s, each pair measured side by side in one run)");
-    println!("{:<52} {:>9}  {:<8} verdict", "ratio", "value", "target");
+    println!("{:<60} {:>9}  {:<8} verdict", "ratio", "value", "target");
     for r in &rows {
         let value = r.value.map_or("-".to_string(), |v| format!("{v:.2}x"));
         let target = r.target.map_or("-".to_string(), |t| format!(">= {t}x"));
-        println!("{:<52} {value:>9}  {target:<8} {}", r.name, r.verdict());
+        println!("{:<60} {value:>9}  {target:<8} {}", r.name, r.verdict());
     }
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let record = json!({
@@ -194,6 +197,21 @@ pub fn ratios(hosted: &BTreeMap<String, f64>, guest: &BTreeMap<String, f64>) -> 
             target: t,
         },
         Ratio {
+            name: "image (TCG): ring / ArrayQueue, SPSC, one CPU, spin+yield",
+            value: r(guest, "same_cpu_spsc_ring_msgs_per_s", "same_cpu_spsc_arrayqueue_msgs_per_s"),
+            target: None,
+        },
+        Ratio {
+            name: "image (TCG): ring / ArrayQueue, SPSC, one CPU, FiberWait",
+            value: r(guest, "same_cpu_fiberwait_ring_msgs_per_s", "same_cpu_fiberwait_arrayqueue_msgs_per_s"),
+            target: None,
+        },
+        Ratio {
+            name: "image (TCG): ring FiberWait / ring spin+yield, one CPU",
+            value: r(guest, "same_cpu_fiberwait_ring_msgs_per_s", "same_cpu_spsc_ring_msgs_per_s"),
+            target: None,
+        },
+        Ratio {
             name: "image (TCG): ring / ArrayQueue, one thread",
             value: r(guest, "one_thread_ring_msgs_per_s", "one_thread_arrayqueue_msgs_per_s"),
             target: None,
@@ -233,7 +251,7 @@ mod tests {
         assert_eq!((g.value, g.verdict()), (Some(1.5), "MISSED"));
         // A missing figure is a row that says so, not an absent row.
         assert_eq!(get("hosted: ring / std sync_channel, SPSC").verdict(), "NOT MEASURED");
-        assert_eq!(rows.len(), 8);
+        assert_eq!(rows.len(), 11);
     }
 
     #[test]

@@ -271,8 +271,31 @@ pub fn ring() -> i32 {
     for h in hs {
         h.join();
     }
-    println!("ring: SPSC {got}/{N} in order in {spsc_ms} ms; MPSC {total}/{N}, per-producer order {order_ok}");
-    if got == N && total == N && order_ok {
+    // SPSC between two threads of this CPU with the kernel's FiberWait.
+    let mut b = RingBuilder::new(256, bareflow_kernel::sync::FiberWait::new(64), || 0u64).expect("ring");
+    b.add_consumer(&[]).expect("consumer");
+    let (mut producer, mut consumers) = b.build_single_producer().expect("build");
+    let mut consumer = consumers.pop().expect("one consumer");
+    let p = task::spawn_on(task::current_cpu(), "ring-fiber-p", move || {
+        let mut next = 0u64;
+        while next < N {
+            let n = 48.min(N - next) as usize;
+            producer.publish_batch(n, |slot, seq| *slot = seq ^ 0x5555).expect("batch fits");
+            next += n as u64;
+        }
+    })
+    .expect("spawn");
+    let mut fib = 0u64;
+    let mut fib_ok = true;
+    while fib < N {
+        consumer.poll(|v, seq, _| {
+            fib_ok &= *v == seq ^ 0x5555 && seq == fib;
+            fib += 1;
+        });
+    }
+    p.join();
+    println!("ring: SPSC {got}/{N} in order in {spsc_ms} ms; MPSC {total}/{N}, per-producer order {order_ok}; one-CPU FiberWait {fib}/{N} in order {fib_ok}");
+    if got == N && total == N && order_ok && fib == N && fib_ok {
         println!("ring: ok");
         0
     } else {
@@ -377,29 +400,38 @@ pub fn bench() -> i32 {
 /// a batch at once; the queue has no batch API and pushes one by one), both
 /// sides wait by spinning 64 times, then yielding. SPSC across two CPUs,
 /// SPSC between two threads of one CPU (they take turns through the yields:
-/// no host scheduling in the figure), and one thread alternating a batch in
-/// and out (the CPU cost per message).
+/// no host scheduling in the figure), the same with the kernel's `FiberWait`
+/// policy on both (no spinning while the other side is ready here), and one
+/// thread alternating a batch in and out (the CPU cost per message).
 /// Each pair runs A/B/A/B for `ROUNDS` rounds; medians are printed (the
 /// vCPUs share the host's two cores with everything else, so single runs
 /// vary by several times).
 fn bench_ring_vs_array_queue(other: usize) {
     const ROUNDS: usize = 7;
     let mut lost = false;
+    use bareflow_kernel::sync::{fiber_wait_step, FiberWait};
+    use bareflow_ring::Yielding;
     let here = task::current_cpu();
-    let mut figures: [Vec<f64>; 6] = Default::default();
+    let yielding = || Yielding::new(64, task::yield_now as fn());
+    let fiber_step = |t: &mut u32| fiber_wait_step(t, 64);
+    let mut figures: [Vec<f64>; 8] = Default::default();
     for _ in 0..ROUNDS {
-        let (r, ok1) = spsc_ring(other);
-        let (q, ok2) = spsc_array_queue(other);
-        let (rf, ok5) = spsc_ring(here);
-        let (qf, ok6) = spsc_array_queue(here);
-        let (r1, ok3) = one_thread_ring();
-        let (q1, ok4) = one_thread_array_queue();
-        lost |= !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6);
-        for (f, v) in figures.iter_mut().zip([r, q, rf, qf, r1, q1]) {
+        let runs = [
+            spsc_ring(other, yielding()),
+            spsc_array_queue(other, backoff),
+            spsc_ring(here, yielding()),
+            spsc_array_queue(here, backoff),
+            spsc_ring(here, FiberWait::new(64)),
+            spsc_array_queue(here, fiber_step),
+            one_thread_ring(),
+            one_thread_array_queue(),
+        ];
+        for (f, (v, ok)) in figures.iter_mut().zip(runs) {
             f.push(v);
+            lost |= !ok;
         }
     }
-    let [r, q, rf, qf, r1, q1] = figures.map(|mut v| {
+    let [r, q, rf, qf, rw, qw, r1, q1] = figures.map(|mut v| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     });
@@ -407,6 +439,8 @@ fn bench_ring_vs_array_queue(other: usize) {
     println!("bench: spsc_arrayqueue_msgs_per_s {q:.0} msg/s");
     println!("bench: same_cpu_spsc_ring_msgs_per_s {rf:.0} msg/s");
     println!("bench: same_cpu_spsc_arrayqueue_msgs_per_s {qf:.0} msg/s");
+    println!("bench: same_cpu_fiberwait_ring_msgs_per_s {rw:.0} msg/s");
+    println!("bench: same_cpu_fiberwait_arrayqueue_msgs_per_s {qw:.0} msg/s");
     println!("bench: one_thread_ring_msgs_per_s {r1:.0} msg/s");
     println!("bench: one_thread_arrayqueue_msgs_per_s {q1:.0} msg/s");
     if lost {
@@ -433,9 +467,9 @@ fn backoff(spins: &mut u32) {
 }
 
 /// SPSC with the producer on CPU `other` (this CPU: two fibers taking turns).
-fn spsc_ring(other: usize) -> (f64, bool) {
-    use bareflow_ring::{RingBuilder, Yielding};
-    let mut b = RingBuilder::new(BQ_CAP, Yielding::new(64, task::yield_now as fn()), || 0u64).expect("ring");
+fn spsc_ring<W: bareflow_ring::WaitStrategy + 'static>(other: usize, wait: W) -> (f64, bool) {
+    use bareflow_ring::RingBuilder;
+    let mut b = RingBuilder::new(BQ_CAP, wait, || 0u64).expect("ring");
     b.add_consumer(&[]).expect("consumer");
     let (mut producer, mut consumers) = b.build_single_producer().expect("build");
     let mut consumer = consumers.pop().expect("consumer");
@@ -460,7 +494,8 @@ fn spsc_ring(other: usize) -> (f64, bool) {
     (per_s(BQ_MSGS, t), sum == BQ_MSGS * (BQ_MSGS - 1) / 2)
 }
 
-fn spsc_array_queue(other: usize) -> (f64, bool) {
+/// The same with an `ArrayQueue`, idling with `step` while full or empty.
+fn spsc_array_queue(other: usize, step: fn(&mut u32)) -> (f64, bool) {
     use alloc::sync::Arc;
     use crossbeam_queue::ArrayQueue;
     let q = Arc::new(ArrayQueue::<u64>::new(BQ_CAP));
@@ -470,7 +505,7 @@ fn spsc_array_queue(other: usize) -> (f64, bool) {
         let mut spins = 0;
         for v in 0..BQ_MSGS {
             while qp.push(v).is_err() {
-                backoff(&mut spins);
+                step(&mut spins);
             }
             spins = 0;
         }
@@ -484,7 +519,7 @@ fn spsc_array_queue(other: usize) -> (f64, bool) {
                 got += 1;
                 spins = 0;
             }
-            None => backoff(&mut spins),
+            None => step(&mut spins),
         }
     }
     p.join();

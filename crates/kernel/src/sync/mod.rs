@@ -17,6 +17,52 @@ pub use channel::{channel, sync_channel, Receiver, RecvError, SendError, SendTim
 pub use mutex::{Condvar, Mutex, MutexGuard, Once, RwLock, RwLockReadGuard, RwLockWriteGuard, Semaphore};
 pub(crate) use wait::WaitQueue;
 
+/// A `bareflow_ring` wait strategy made for fibers: while another thread is
+/// ready on this CPU it yields at once (spinning cannot help then: the side
+/// being waited for may be that very thread, which runs only when we yield);
+/// with nobody else here it spins `spins` times, then yields, like
+/// `bareflow_ring::Yielding`. [`fiber_wait_step`] is the same policy for any
+/// other spin-wait (a lock-free queue's, say).
+#[derive(Debug, Clone, Copy)]
+pub struct FiberWait {
+    spins: u32,
+}
+
+impl FiberWait {
+    /// Spins up to `spins` times (only while this CPU has nothing else to run), then yields.
+    pub const fn new(spins: u32) -> Self {
+        FiberWait { spins }
+    }
+}
+
+impl bareflow_ring::WaitStrategy for FiberWait {
+    fn wait_until<R>(&self, mut ready: impl FnMut() -> Option<R>) -> R {
+        let mut tries = 0;
+        loop {
+            if let Some(r) = ready() {
+                return r;
+            }
+            fiber_wait_step(&mut tries, self.spins);
+        }
+    }
+
+    fn signal(&self) {}
+}
+
+/// One idle step of a spin-wait, [`FiberWait`]'s policy: `tries` counts the
+/// steps so far (start at 0); yields if another thread is ready on this CPU
+/// (looked at every 16th step: it takes the run queue's lock) or after
+/// `spins` steps, else spins once.
+pub fn fiber_wait_step(tries: &mut u32, spins: u32) {
+    let others_here = tries.is_multiple_of(16) && crate::task::others_ready_here();
+    if *tries < spins && !others_here {
+        *tries += 1;
+        core::hint::spin_loop();
+    } else {
+        crate::task::yield_now();
+    }
+}
+
 /// Parking for `bareflow_ring`'s blocking wait strategy, on the kernel's
 /// Mutex and Condvar (the condition is re-checked under the lock that
 /// `unpark_all` takes, so no wake-up is lost).

@@ -17,7 +17,9 @@
 mod sched;
 mod thread;
 
-pub use sched::{available_parallelism, cpu_count, current_cpu, init, migrate_to, start_secondary_cpus, stats, CpuStats};
+pub use sched::{
+    available_parallelism, cpu_count, current_cpu, init, migrate_to, others_ready_here, start_secondary_cpus, stats, CpuStats,
+};
 pub use thread::{
     current, park, park_timeout, sleep, sleep_until, spawn, spawn_on, yield_now, JoinHandle, Thread, ThreadId,
 };

@@ -83,6 +83,13 @@ pub fn available_parallelism() -> usize {
     cpu_count()
 }
 
+/// True if a thread other than the running one is ready on this CPU (queued,
+/// or posted to its inbox): a spin-wait should yield to it rather than spin.
+pub fn others_ready_here() -> bool {
+    let c = &CPUS[current_cpu()];
+    !c.queue.lock().is_empty() || !c.inbox.lock().is_empty()
+}
+
 /// The CPU running this code.
 pub fn current_cpu() -> usize {
     smp::cpu_index()
