@@ -191,7 +191,7 @@ fn join_timeout_gives_the_handle_back() {
         42
     });
     let (r, took) = timed(|| h.join_timeout(Duration::from_millis(30)));
-    let h = r.err().expect("a blocked thread cannot be joined");
+    let Err(h) = r else { panic!("a blocked thread cannot be joined") };
     assert!(took >= Duration::from_millis(30));
     tx.send(()).unwrap();
     assert_eq!(h.join_timeout(Duration::from_secs(10)).ok(), Some(42));
