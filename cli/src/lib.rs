@@ -12,6 +12,7 @@
 pub mod accel;
 pub mod baseline;
 pub mod bench;
+pub mod bench_fs;
 pub mod bench_suite;
 pub mod bench_tasks;
 pub mod build;
@@ -43,6 +44,7 @@ usage: cargo bareflow <command> ...
                                         tasks and jit from their last records); table, bench/history/suite/, bench/charts/
   bench suite ROW...                    only these rows of the suite (boot footprint http llm tasks jit)
   bench footprint|http                  one suite row
+  bench charts                          redraw bench/charts/*.svg from bench/history/suite/
   bench boot|llm|tasks|jit              the BareFlow-only benches (hello boot; engine vs C; ring; JIT)
   baseline linux [--run APP [--machine M] [--mem M] [--net] [-- ARGS]]
                                         build (and cache) the Linux microVM the benches compare against
@@ -64,12 +66,14 @@ pub fn main_with_args(args: &[String]) -> Result<i32> {
         "bench" => match rest.split_first() {
             None => bench_suite::main(rest),
             Some((name, rest)) if name == "suite" => bench_suite::main(rest),
+            Some((name, _)) if name == "charts" => bench_suite::write_charts().map(|()| 0),
             Some((name, _)) if name == "footprint" || name == "http" || name.starts_with("--") => bench_suite::main(rest),
             Some((name, rest)) if name == "boot" => bench::boot_main(rest),
             Some((name, rest)) if name == "llm" => llm::bench(rest),
             Some((name, rest)) if name == "tasks" => bench_tasks::main(rest),
             Some((name, rest)) if name == "jit" => jit::bench(rest),
-            Some((name, _)) => bail!("unknown benchmark `{name}`: available are `suite` (the default), `footprint`, `http`, `boot`, `llm`, `tasks` and `jit`"),
+            Some((name, rest)) if name == "fs" => bench_fs::main(rest),
+            Some((name, _)) => bail!("unknown benchmark `{name}`: available are `suite` (the default), `footprint`, `http`, `boot`, `llm`, `tasks`, `jit` and `fs`"),
         },
         "baseline" => baseline::cli_main(rest),
         "llm" => llm::main(rest),

@@ -96,10 +96,8 @@ pub struct GuestSpec {
 /// hands those words to `/init` as its arguments).
 pub fn kernel_cmdline(machine: Machine, tsc_khz: Option<u64>, net: bool, app: &str, args: &[String]) -> Result<String> {
     let mut s = String::from("console=ttyS0 quiet panic=-1 reboot=t");
-    if machine == Machine::Microvm {
-        if let Some(khz) = tsc_khz {
-            s.push_str(&format!(" tsc_early_khz={khz}"));
-        }
+    if let (Machine::Microvm, Some(khz)) = (machine, tsc_khz) {
+        s.push_str(&format!(" tsc_early_khz={khz}"));
     }
     if net {
         s.push_str(" bf_net=1");

@@ -553,10 +553,8 @@ fn parse_duration_ms(s: &str) -> Option<f64> {
         (n, 1.0)
     } else if let Some(n) = s.strip_suffix('m') {
         (n, 60_000.0)
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1000.0)
     } else {
-        return None;
+        (s.strip_suffix('s')?, 1000.0)
     };
     num.parse::<f64>().ok().map(|x| x * scale)
 }
@@ -620,6 +618,21 @@ fn machine_description() -> String {
         .and_then(|m| m.lines().find_map(|l| l.strip_prefix("MemTotal:")?.trim().strip_suffix("kB")?.trim().parse::<f64>().ok()))
         .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
     format!("{cpus} x {model}, {mem_gib:.0} GiB")
+}
+
+/// Redraws `bench/charts/<row>.svg` from every record in `bench/history/suite/`.
+pub fn write_charts() -> Result<()> {
+    let root = crate::root::repo_root();
+    let records = report::read_records(&root.join("bench/history/suite"))?;
+    let charts = root.join("bench/charts");
+    std::fs::create_dir_all(&charts).with_context(|| format!("cannot create {}", charts.display()))?;
+    for row in ROWS {
+        let p = charts.join(format!("{row}.svg"));
+        if report::write_chart(&p, row, &records)? {
+            println!("chart: {}", p.display());
+        }
+    }
+    Ok(())
 }
 
 /// `cargo bareflow bench [ROW...] [--runs N] [--http-secs S] [--http-conns N]`.
@@ -703,15 +716,7 @@ pub fn main(args: &[String]) -> Result<i32> {
     let root = crate::root::repo_root();
     let path = report::write_record(&root.join("bench/history/suite"), &record)?;
     println!("history: {}", path.display());
-    let records = report::read_records(&root.join("bench/history/suite"))?;
-    let charts = root.join("bench/charts");
-    std::fs::create_dir_all(&charts).with_context(|| format!("cannot create {}", charts.display()))?;
-    for row in ROWS {
-        let p = charts.join(format!("{row}.svg"));
-        if report::write_chart(&p, row, &records)? {
-            println!("chart: {}", p.display());
-        }
-    }
+    write_charts()?;
     let missed = measures.iter().filter(|m| matches!(m.verdict(), report::Verdict::Missed | report::Verdict::NoData)).count();
     if missed > 0 {
         println!("{missed} target(s) MISSED or without data (see the table)");
@@ -767,6 +772,50 @@ Transfer/sec:     29.97KB
         assert_eq!(parse_http_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhi"), None);
         assert_eq!(parse_http_response(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"), Some((404, &b""[..])));
         assert_eq!(parse_http_response(b"garbage\r\n\r\n"), None);
+    }
+
+    fn args_of(g: &Guest) -> Vec<String> {
+        g.command().get_args().map(|a| a.to_string_lossy().into_owned()).collect()
+    }
+
+    /// The value after `flag` in a QEMU command line.
+    fn after<'a>(args: &'a [String], flag: &str) -> Vec<&'a str> {
+        args.windows(2).filter(|w| w[0] == flag).map(|w| w[1].as_str()).collect()
+    }
+
+    #[test]
+    fn both_sides_get_the_same_qemu_machine_and_nic() {
+        let linux = Linux {
+            package: "linux-image-6.1.0-48-amd64".into(),
+            vmlinuz: "/c/vmlinuz".into(),
+            initramfs: "/c/initramfs.cpio.gz".into(),
+            modules: vec![],
+        };
+        let suite = Suite {
+            opts: Options::parse(&[]).unwrap(),
+            linux,
+            accel: Accel::Tcg,
+            tsc_khz: Some(2_596_118),
+            images: HashMap::from([("httpd".to_string(), PathBuf::from("/img/httpd"))]),
+            www_initfs: "/w/www.img".into(),
+            reference: HashMap::new(),
+        };
+        let spec = suite.spec(Machine::Microvm, "64M", Duration::from_secs(5), Some(vec![(8123, 80)]));
+        let bf = args_of(&suite.guest(Side::BareFlow, &spec, "httpd", &words(&["--port", "80"])).unwrap());
+        let lx = args_of(&suite.guest(Side::Linux, &spec, "httpd", &words(&["--port", "80"])).unwrap());
+        for flag in ["-M", "-m", "-smp", "-accel", "-cpu", "-netdev", "-device"] {
+            assert_eq!(after(&bf, flag), after(&lx, flag), "{flag}: {bf:?} vs {lx:?}");
+        }
+        assert_eq!(after(&bf, "-kernel"), vec!["/img/httpd"]);
+        assert_eq!(after(&bf, "-initrd"), vec!["/w/www.img"]);
+        assert_eq!(after(&lx, "-kernel"), vec!["/c/vmlinuz"]);
+        let bf_cmd = Cmdline::parse(after(&bf, "-append")[0]);
+        assert_eq!(bf_cmd.get("net.ip"), Some("10.0.2.15/24"));
+        assert_eq!(bf_cmd.args, words(&["--port", "80"]));
+        let lx_cmd = after(&lx, "-append")[0];
+        assert!(lx_cmd.contains("tsc_early_khz=2596118 bf_net=1 -- httpd --port 80 --bind 0.0.0.0 --root /www"), "{lx_cmd}");
+        // No image for an app is an error, not a panic.
+        assert!(suite.guest(Side::BareFlow, &spec, "hello", &[]).is_err());
     }
 
     #[test]

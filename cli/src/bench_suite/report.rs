@@ -148,14 +148,17 @@ pub fn table(measures: &[Measure]) -> String {
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
     }
-    let notes: Vec<String> = measures
-        .iter()
-        .filter(|m| !m.note.is_empty() || m.baseline_name != "Linux guest")
-        .map(|m| {
-            let base = if m.baseline_name != "Linux guest" { format!("baseline: {}. ", m.baseline_name) } else { String::new() };
-            format!("  {} / {}: {base}{}", m.row, m.name, m.note)
-        })
-        .collect();
+    // One line per (row, text): measures of a row that share a note share its line.
+    let mut notes: Vec<(String, Vec<String>, String)> = Vec::new();
+    for m in measures.iter().filter(|m| !m.note.is_empty() || m.baseline_name != "Linux guest") {
+        let base = if m.baseline_name != "Linux guest" { format!("baseline: {}. ", m.baseline_name) } else { String::new() };
+        let text = format!("{base}{}", m.note);
+        match notes.iter_mut().find(|(row, _, t)| *row == m.row && *t == text) {
+            Some((_, names, _)) => names.push(m.name.clone()),
+            None => notes.push((m.row.clone(), vec![m.name.clone()], text)),
+        }
+    }
+    let notes: Vec<String> = notes.into_iter().map(|(row, names, text)| format!("  {row} / {}: {text}", names.join("; "))).collect();
     if !notes.is_empty() {
         out.push_str("notes:\n");
         for n in notes {
@@ -284,7 +287,7 @@ pub fn write_chart(path: &Path, row: &str, records: &[Record]) -> Result<bool> {
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.1).chain(s.target))
         .fold(1.0f64, f64::max)
-        * 1.15;
+        * 1.5; // headroom for the legend
     let first = records.first().map_or("", |r| r.date.as_str());
     let last = records.last().map_or("", |r| r.date.as_str());
     let machine = records.last().map_or("", |r| r.machine.as_str());
@@ -293,7 +296,7 @@ pub fn write_chart(path: &Path, row: &str, records: &[Record]) -> Result<bool> {
         let root = SVGBackend::new(path, (900, 480)).into_drawing_area();
         root.fill(&WHITE).map_err(map_err)?;
         let mut chart = ChartBuilder::on(&root)
-            .caption(format!("{row}: BareFlow's advantage over the baseline (x)"), ("sans-serif", 20))
+            .caption(format!("{row}: BareFlow's advantage over the baseline (x; dashed: targets)"), ("sans-serif", 20))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(56)
@@ -307,8 +310,18 @@ pub fn write_chart(path: &Path, row: &str, records: &[Record]) -> Result<bool> {
             .x_label_formatter(&|x| format!("{x:.0}"))
             .draw()
             .map_err(map_err)?;
+        const COLORS: [RGBColor; 8] = [
+            RGBColor(31, 119, 180),
+            RGBColor(214, 39, 40),
+            RGBColor(44, 160, 44),
+            RGBColor(255, 127, 14),
+            RGBColor(148, 103, 189),
+            RGBColor(140, 86, 75),
+            RGBColor(0, 0, 0),
+            RGBColor(23, 190, 207),
+        ];
         for (k, s) in all.iter().enumerate() {
-            let color = Palette99::pick(k).to_rgba();
+            let color = COLORS[k % COLORS.len()].to_rgba();
             let pts: Vec<(f64, f64)> = s.points.iter().map(|&(i, a)| (i as f64, a)).collect();
             chart
                 .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
@@ -320,16 +333,19 @@ pub fn write_chart(path: &Path, row: &str, records: &[Record]) -> Result<bool> {
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
             chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled()))).map_err(map_err)?;
             if let Some(t) = s.target {
-                chart
-                    .draw_series(LineSeries::new(vec![(0.5, t), (n as f64 + 0.5, t)], color.mix(0.35).stroke_width(1)))
-                    .map_err(map_err)?;
+                // The target as a dashed line in the series' colour.
+                let dashes = (0..n * 4).map(|i| {
+                    let x0 = 0.5 + i as f64 * 0.25;
+                    PathElement::new(vec![(x0, t), (x0 + 0.15, t)], color.stroke_width(1))
+                });
+                chart.draw_series(dashes).map_err(map_err)?;
             }
         }
         chart
             .configure_series_labels()
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperLeft)
+            .position(SeriesLabelPosition::UpperRight)
             .draw()
             .map_err(map_err)?;
         root.present().map_err(map_err)?;
@@ -381,6 +397,14 @@ mod tests {
         assert_eq!(&lines[1][col..col + 6], "196.3x", "{t}");
         assert!(lines[1].contains("41.00 (40.00-42.00)") && lines[1].contains(">= 20x") && lines[1].ends_with("met"), "{t}");
         assert!(t.contains("notes:\n  boot / microvm: first output: QEMU start"), "{t}");
+        let mut b = m(Better::Lower, &[1.0], &[2.0], None);
+        b.name = "q35: first output".into();
+        b.note = "shared".into();
+        let mut c = b.clone();
+        c.name = "pc: first output".into();
+        let t = table(&[b, c]);
+        assert!(t.contains("  boot / q35: first output; pc: first output: shared\n"), "{t}");
+        assert_eq!(t.matches("shared").count(), 1, "{t}");
     }
 
     fn record(date: &str, adv_bf: f64) -> Record {
