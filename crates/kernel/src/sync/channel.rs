@@ -1,5 +1,6 @@
 //! Multi-producer, single-consumer channels: unbounded ([`channel`]) and
 //! bounded ([`sync_channel`], senders block while it is full).
+use super::mutex::deadline_after;
 use super::{Condvar, Mutex};
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
@@ -79,10 +80,6 @@ pub enum TryRecvError {
     Disconnected,
 }
 
-fn deadline_after(d: Duration) -> u64 {
-    crate::time::monotonic_nanos().saturating_add(d.as_nanos().min(u64::MAX as u128) as u64)
-}
-
 fn new<T>(cap: Option<usize>) -> (Sender<T>, Receiver<T>) {
     let s = Arc::new(Shared {
         state: Mutex::new(State { q: VecDeque::new(), senders: 1, receiver: true }),
@@ -106,26 +103,15 @@ pub fn sync_channel<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
 impl<T> Sender<T> {
     /// Sends `v`, blocking while a bounded channel is full.
     pub fn send(&self, v: T) -> Result<(), SendError<T>> {
-        let mut st = self.s.state.lock();
-        loop {
-            if !st.receiver {
-                return Err(SendError(v));
-            }
-            if self.s.cap.is_none_or(|c| st.q.len() < c) {
-                st.q.push_back(v);
-                drop(st);
-                self.s.not_empty.notify_one();
-                return Ok(());
-            }
-            st = self.s.not_full.wait(st);
-        }
+        self.send_until(v, None).map_err(|e| SendError(e.into_inner()))
     }
-}
 
-impl<T> Sender<T> {
     /// Sends `v`, waiting at most `timeout` while a bounded channel is full.
     pub fn send_timeout(&self, v: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
-        let deadline = deadline_after(timeout);
+        self.send_until(v, Some(deadline_after(timeout)))
+    }
+
+    fn send_until(&self, v: T, deadline: Option<u64>) -> Result<(), SendTimeoutError<T>> {
         let mut st = self.s.state.lock();
         loop {
             if !st.receiver {
@@ -137,11 +123,16 @@ impl<T> Sender<T> {
                 self.s.not_empty.notify_one();
                 return Ok(());
             }
-            let now = crate::time::monotonic_nanos();
-            if now >= deadline {
-                return Err(SendTimeoutError::Timeout(v));
-            }
-            st = self.s.not_full.wait_timeout(st, Duration::from_nanos(deadline - now)).0;
+            st = match deadline {
+                None => self.s.not_full.wait(st),
+                Some(d) => {
+                    let now = crate::time::monotonic_nanos();
+                    if now >= d {
+                        return Err(SendTimeoutError::Timeout(v));
+                    }
+                    self.s.not_full.wait_timeout(st, Duration::from_nanos(d - now)).0
+                }
+            };
         }
     }
 }

@@ -6,7 +6,8 @@ use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use core::time::Duration;
 
-fn deadline_after(d: Duration) -> u64 {
+/// The monotonic time `d` from now (saturating).
+pub(super) fn deadline_after(d: Duration) -> u64 {
     crate::time::monotonic_nanos().saturating_add(d.as_nanos().min(u64::MAX as u128) as u64)
 }
 
