@@ -9,7 +9,6 @@ use super::{boot, console, smp, time};
 use crate::acpi::{self, MmioDevice};
 use alloc::vec::Vec;
 use core::ptr::NonNull;
-use spin::Mutex;
 use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
 use virtio_drivers::{BufferDirection, PhysAddr};
 
@@ -103,7 +102,10 @@ struct IoApic {
     pins: u32,
 }
 
-static IOAPICS: Mutex<Vec<IoApic>> = Mutex::new(Vec::new());
+/// Interrupts stay off while it is held: device interrupt handlers mask
+/// their line through it, and one that hit the CPU holding it (a driver
+/// thread unmasking) would otherwise spin forever.
+static IOAPICS: lock_api::Mutex<super::task::IrqRawMutex, Vec<IoApic>> = lock_api::Mutex::new(Vec::new());
 
 fn ioapic_write(base: u64, reg: u32, v: u32) {
     // SAFETY: `base` is an I/O APIC window from the MADT, mapped as device
