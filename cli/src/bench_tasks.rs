@@ -11,7 +11,11 @@
 //!
 //! It ends with the ratios against the target (the ring at least 2x
 //! `ArrayQueue` for batched SPSC), each with a verdict, MET or MISSED; a
-//! figure that could not be measured is NOT MEASURED, never left out.
+//! figure that could not be measured is NOT MEASURED, never left out. In the
+//! image the SPSC pair is judged twice: with the hosted bench's wait (spin,
+//! then yield) and with the ring's `Blocking` wait on both sides (spin, then
+//! park: a waiting vCPU halts). The first swings with the host's load (the
+//! two vCPUs need two free host cores); the second does not, much.
 use crate::build::{self, Profile};
 use crate::qemu::{Accel, Boot, Ending, Guest, Machine};
 use anyhow::{Context, Result, bail};
@@ -79,6 +83,7 @@ pub fn main(args: &[String]) -> Result<i32> {
         net: None,
         disks: Vec::new(),
     };
+    let load_before = host_load();
     let mut samples: BTreeMap<String, (Vec<f64>, String)> = BTreeMap::new();
     for i in 0..runs {
         eprintln!("bench tasks: boot {}/{runs}...", i + 1);
@@ -94,11 +99,15 @@ pub fn main(args: &[String]) -> Result<i32> {
             e.0.push(v);
         }
     }
+    let load_after = host_load();
+    println!("host load average (1 min) before the boots {load_before}, after {load_after}, on {} host cores: the cross-CPU figures need both vCPUs running at once, so a busy host lowers them, unevenly", std::thread::available_parallelism().map_or(0, |n| n.get()));
     let mut medians = BTreeMap::new();
-    println!("{:<40} {:>14}  unit", "measure (median)", "value");
+    println!("{:<40} {:>14} {:>14} {:>14}  unit", "measure", "median", "lowest", "highest");
     for (name, (v, unit)) in samples.iter_mut() {
         let m = median(v);
-        println!("{name:<40} {m:>14.0}  {unit}");
+        let (lo, hi) = (v.first().copied().unwrap_or(f64::NAN), v.last().copied().unwrap_or(f64::NAN));
+        let digits = if unit == "x" { 3 } else { 0 };
+        println!("{name:<40} {m:>14.digits$} {lo:>14.digits$} {hi:>14.digits$}  {unit}");
         medians.insert(name.clone(), m);
     }
     let rows = ratios(&hosted, &medians);
@@ -119,6 +128,7 @@ pub fn main(args: &[String]) -> Result<i32> {
         "runs": runs,
         "unikernel_medians": medians,
         "hosted_medians": hosted,
+        "host_load_1min": [load_before, load_after],
         "ratios": rows.iter().map(|r| json!({"name": r.name, "value": r.value, "target": r.target, "verdict": r.verdict()})).collect::<Vec<_>>(),
     });
     let dir = crate::root::repo_root().join("bench").join("history");
@@ -129,6 +139,14 @@ pub fn main(args: &[String]) -> Result<i32> {
     writeln!(f, "{record}")?;
     println!("appended to {}", path.display());
     Ok(0)
+}
+
+/// The host's 1-minute load average, as `/proc/loadavg` says (`?` if unreadable).
+fn host_load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
 }
 
 /// The target: the ring at least this many times `ArrayQueue`'s
@@ -193,7 +211,22 @@ pub fn ratios(hosted: &BTreeMap<String, f64>, guest: &BTreeMap<String, f64>) -> 
         },
         Ratio {
             name: "image (TCG): ring / ArrayQueue, SPSC, batches of 64",
-            value: r(guest, "spsc_ring_msgs_per_s", "spsc_arrayqueue_msgs_per_s"),
+            // The median of per-round ratios (each ring run over the queue run
+            // right after it), else the ratio of the medians.
+            value: guest
+                .get("spsc_ring_over_arrayqueue_paired")
+                .copied()
+                .filter(|v| v.is_finite())
+                .or_else(|| r(guest, "spsc_ring_msgs_per_s", "spsc_arrayqueue_msgs_per_s")),
+            target: t,
+        },
+        Ratio {
+            name: "image (TCG): ring / ArrayQueue, SPSC, batches of 64, Blocking",
+            value: guest
+                .get("spsc_blocking_ring_over_arrayqueue_paired")
+                .copied()
+                .filter(|v| v.is_finite())
+                .or_else(|| r(guest, "spsc_blocking_ring_msgs_per_s", "spsc_blocking_arrayqueue_msgs_per_s")),
             target: t,
         },
         Ratio {
@@ -249,9 +282,13 @@ mod tests {
         assert_eq!((h.value, h.verdict()), (Some(2.5), "MET"));
         let g = get("image (TCG): ring / ArrayQueue, SPSC, batches of 64");
         assert_eq!((g.value, g.verdict()), (Some(1.5), "MISSED"));
+        // The paired per-round ratio, when the guest printed it, is the one judged.
+        guest.insert("spsc_ring_over_arrayqueue_paired".to_string(), 2.2);
+        let g = ratios(&hosted, &guest).into_iter().find(|r| r.name == g.name).expect("row");
+        assert_eq!((g.value, g.verdict()), (Some(2.2), "MET"));
         // A missing figure is a row that says so, not an absent row.
         assert_eq!(get("hosted: ring / std sync_channel, SPSC").verdict(), "NOT MEASURED");
-        assert_eq!(rows.len(), 11);
+        assert_eq!(rows.len(), 12);
     }
 
     #[test]
