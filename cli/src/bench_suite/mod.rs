@@ -639,6 +639,7 @@ pub fn write_charts() -> Result<()> {
 pub fn main(args: &[String]) -> Result<i32> {
     let opts = Options::parse(args)?;
     crate::setup::ensure_qemu()?;
+    let load_start = crate::llm::load_average();
     let needs_guests = opts.rows.iter().any(|r| ["boot", "footprint", "http", "llm"].contains(&r.as_str()));
     let mut measures = Vec::new();
     let mut linux_package = String::new();
@@ -701,6 +702,7 @@ pub fn main(args: &[String]) -> Result<i32> {
         accel: accel_name,
         linux_package,
         runs: opts.runs,
+        load: load_start.zip(crate::llm::load_average()),
         measures: measures.iter().map(report::RecordedMeasure::of).collect(),
     };
     println!(
@@ -711,7 +713,10 @@ pub fn main(args: &[String]) -> Result<i32> {
         opts.runs,
         record.date
     );
-    println!("machine: {}", record.machine);
+    match record.load {
+        Some((a, b)) => println!("machine: {}; load average {a:.2} at the start, {b:.2} at the end", record.machine),
+        None => println!("machine: {}", record.machine),
+    }
     print!("{}", report::table(&measures));
     let root = crate::root::repo_root();
     let path = report::write_record(&root.join("bench/history/suite"), &record)?;

@@ -181,6 +181,10 @@ pub struct Record {
     pub linux_package: String,
     /// A/B rounds per row.
     pub runs: usize,
+    /// The host's 1-minute load average when the run started and ended: the
+    /// other work sharing the machine (figures of a loaded run are noisier).
+    #[serde(default)]
+    pub load: Option<(f64, f64)>,
     pub measures: Vec<RecordedMeasure>,
 }
 
@@ -416,6 +420,7 @@ mod tests {
             accel: "tcg".into(),
             linux_package: "linux-image-6.1.0-48-amd64".into(),
             runs: 1,
+            load: Some((0.5, 1.25)),
             measures: vec![
                 RecordedMeasure::of(&m(Better::Lower, &[adv_bf], &[8000.0], Some(20.0))),
                 RecordedMeasure::of(&{
@@ -437,6 +442,12 @@ mod tests {
         assert!(p1.ends_with("2026-12-01T10-00-00Z.json") && p3.ends_with("2026-12-02T10-00-00Z-2.json"), "{p3:?}");
         assert_ne!(p2, p3);
         std::fs::write(dir.join("broken.json"), "{").unwrap();
+        // A record written before `load` existed still reads.
+        let mut old = serde_json::to_value(record("2026-11-30T10:00:00Z", 80.0)).unwrap();
+        old.as_object_mut().unwrap().remove("load");
+        std::fs::write(dir.join("2026-11-30T10-00-00Z.json"), old.to_string()).unwrap();
+        assert_eq!(read_records(&dir).unwrap()[0].load, None);
+        std::fs::remove_file(dir.join("2026-11-30T10-00-00Z.json")).unwrap();
         let recs = read_records(&dir).unwrap();
         assert_eq!(recs.len(), 3);
         assert_eq!(recs[0], record("2026-12-01T10:00:00Z", 80.0));

@@ -80,7 +80,7 @@ fn median(v: &mut [f64]) -> f64 {
 /// The 1-minute load average (Linux `/proc/loadavg`), if readable: other
 /// processes on these cores distort the timings, the multi-thread rows most
 /// (OpenMP's barriers collapse when a core is taken).
-fn load_average() -> Option<f64> {
+pub(crate) fn load_average() -> Option<f64> {
     std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
 }
 
