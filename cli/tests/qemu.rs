@@ -385,9 +385,10 @@ fn cases() -> Vec<Case> {
                 &[
                     "fs: host file says \"hello from the host\"",
                     "fs: wrote and read back 118898 bytes",
+                    "fs: big file of 1572864 bytes reads back",
+                    "fs: /disk holds BIG.BIN GUEST.TXT HOST.TXT SUB/",
                     "fs: metadata len 118898 dir false",
                     "fs: SUB is a directory: true",
-                    "fs: /disk holds GUEST.TXT HOST.TXT SUB/",
                     "fs: /disk/SUB holds A.TXT",
                     "fs: removed file: /disk/SUB/GONE.TXT: no such file",
                     "long name refused",
@@ -725,6 +726,11 @@ fn fat_after_guest(path: &Path) -> Result<(), String> {
     let want: String = (0..3000).map(|i| format!("line {i} written by the BareFlow guest\n")).collect::<String>() + "the end\n";
     if got != want.as_bytes() {
         return Err(format!("the host reads {} bytes of GUEST.TXT, want {}", got.len(), want.len()));
+    }
+    let big = host_tool(Command::new("mtype").arg("-i").arg(path).arg("::BIG.BIN"))?;
+    let want_big: Vec<u8> = (0..1536u32 << 10).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    if big != want_big {
+        return Err(format!("the host reads {} bytes of BIG.BIN that differ from the {} the guest wrote", big.len(), want_big.len()));
     }
     let sub = host_tool(Command::new("mtype").arg("-i").arg(path).arg("::SUB/A.TXT"))?;
     if sub != b"in a subdirectory\n" {

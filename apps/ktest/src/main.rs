@@ -118,6 +118,7 @@ fn app() -> i32 {
         "registry-missing" => net::missing(),
         "blk" => blk::run(&args),
         "fs" => diskfs::run(),
+        "bench-fs" => diskfs::bench(&args),
         "hang" => loop {
             hal::trap::wait_for_interrupt();
         },

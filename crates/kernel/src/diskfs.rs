@@ -87,10 +87,33 @@ impl core::error::Error for IoError {}
 
 /// `blk0` as `embedded-sdmmc` sees it: the disk itself, or a synthetic MBR
 /// at block 0 followed by the disk (a bare file system).
+///
+/// `embedded-sdmmc` asks for one block at a time, and each request to the
+/// device is a round trip through the host (about 0.2 ms under TCG), so the
+/// adapter reads ahead in windows of [`WINDOW`] blocks and keeps written
+/// blocks until [`Blocks::write_back`], which writes them in contiguous runs.
+/// Every `DiskFs` call that changes the disk ends with a write-back and a
+/// device flush, so nothing stays cached past the call that wrote it.
 struct Blocks {
     disk: Arc<Disk>,
     /// A bare file system: block 0 is the synthetic MBR, block n+1 is disk block n.
     mbr: Option<[u8; 512]>,
+    cache: core::cell::RefCell<Cache>,
+}
+
+/// Blocks per read-ahead window (64 KiB).
+const WINDOW: u64 = 128;
+/// Read-ahead windows kept.
+const WINDOWS: usize = 8;
+/// Written blocks kept before they are written back on their own.
+const MAX_DIRTY: usize = 2048;
+
+#[derive(Default)]
+struct Cache {
+    /// (first device block, its bytes), most recently used last.
+    windows: Vec<(u64, Vec<u8>)>,
+    /// Written blocks not yet on the device, by device block.
+    dirty: alloc::collections::BTreeMap<u64, [u8; BPS]>,
 }
 
 const BPS: usize = 512;
@@ -125,11 +148,74 @@ impl Blocks {
             m[511] = 0xaa;
             m
         });
-        Ok(Blocks { disk, mbr })
+        Ok(Blocks { disk, mbr, cache: core::cell::RefCell::new(Cache::default()) })
     }
 
     fn shift(&self) -> u64 {
         u64::from(self.mbr.is_some())
+    }
+
+    /// Device block `b` into `out`: a written block, else from a window
+    /// (read from the device when missing).
+    fn read_one(&self, cache: &mut Cache, b: u64, out: &mut [u8; BPS]) -> Result<(), IoError> {
+        if let Some(d) = cache.dirty.get(&b) {
+            *out = *d;
+            return Ok(());
+        }
+        let start = b - b % WINDOW;
+        let pos = match cache.windows.iter().position(|w| w.0 == start) {
+            Some(i) => {
+                let w = cache.windows.remove(i);
+                cache.windows.push(w);
+                cache.windows.len() - 1
+            }
+            None => {
+                let n = WINDOW.min(self.disk.capacity().saturating_sub(start));
+                let mut buf = vec![0u8; n as usize * BPS];
+                self.disk.read(start, &mut buf).map_err(IoError)?;
+                // Blocks written but not yet written back are newer than the device's.
+                for (&d, data) in cache.dirty.range(start..start + n) {
+                    let off = (d - start) as usize * BPS;
+                    buf[off..off + BPS].copy_from_slice(data);
+                }
+                if cache.windows.len() == WINDOWS {
+                    cache.windows.remove(0);
+                }
+                cache.windows.push((start, buf));
+                cache.windows.len() - 1
+            }
+        };
+        let off = (b - start) as usize * BPS;
+        let w = &cache.windows[pos].1;
+        let src = w.get(off..off + BPS).ok_or(IoError(BlkError::OutOfRange { block: b, count: 1, capacity: self.disk.capacity() }))?;
+        out.copy_from_slice(src);
+        Ok(())
+    }
+
+    /// Writes every kept block to the device, in contiguous runs of up to
+    /// [`WINDOW`] blocks.
+    fn write_back(&self) -> Result<(), IoError> {
+        let mut cache = self.cache.borrow_mut();
+        let dirty = core::mem::take(&mut cache.dirty);
+        let mut run: Vec<u8> = Vec::new();
+        let mut run_start = 0;
+        let mut next = None;
+        let mut result = Ok(());
+        for (b, data) in dirty {
+            if next != Some(b) || run.len() as u64 >= WINDOW * BPS as u64 {
+                if !run.is_empty() && result.is_ok() {
+                    result = self.disk.write(run_start, &run).map_err(IoError);
+                }
+                run.clear();
+                run_start = b;
+            }
+            run.extend_from_slice(&data);
+            next = Some(b + 1);
+        }
+        if !run.is_empty() && result.is_ok() {
+            result = self.disk.write(run_start, &run).map_err(IoError);
+        }
+        result
     }
 }
 
@@ -137,21 +223,13 @@ impl BlockDevice for Blocks {
     type Error = IoError;
 
     fn read(&self, blocks: &mut [Block], start: BlockIdx) -> Result<(), IoError> {
-        let mut idx = u64::from(start.0);
-        let mut skip = 0;
-        if let (Some(m), 0, Some(first)) = (&self.mbr, idx, blocks.first_mut()) {
-            first.contents = *m;
-            skip = 1;
-            idx = 1;
-        }
-        let rest = &mut blocks[skip..];
-        if rest.is_empty() {
-            return Ok(());
-        }
-        let mut buf = vec![0u8; rest.len() * BPS];
-        self.disk.read(idx - self.shift(), &mut buf).map_err(IoError)?;
-        for (b, chunk) in rest.iter_mut().zip(buf.chunks_exact(BPS)) {
-            b.contents.copy_from_slice(chunk);
+        let mut cache = self.cache.borrow_mut();
+        for (i, blk) in blocks.iter_mut().enumerate() {
+            let idx = u64::from(start.0) + i as u64;
+            match (&self.mbr, idx) {
+                (Some(m), 0) => blk.contents = *m,
+                _ => self.read_one(&mut cache, idx - self.shift(), &mut blk.contents)?,
+            }
         }
         Ok(())
     }
@@ -162,8 +240,27 @@ impl BlockDevice for Blocks {
             // The synthetic MBR is not on the disk; nothing writes it.
             return Err(IoError(BlkError::ReadOnly));
         }
-        let buf: Vec<u8> = blocks.iter().flat_map(|b| b.contents).collect();
-        self.disk.write(idx - self.shift(), &buf).map_err(IoError)
+        let first = idx - self.shift();
+        let capacity = self.disk.capacity();
+        if first + blocks.len() as u64 > capacity {
+            return Err(IoError(BlkError::OutOfRange { block: first, count: blocks.len() as u64, capacity }));
+        }
+        let full = {
+            let mut cache = self.cache.borrow_mut();
+            for (i, blk) in blocks.iter().enumerate() {
+                let b = first + i as u64;
+                cache.dirty.insert(b, blk.contents);
+                let start = b - b % WINDOW;
+                if let Some(w) = cache.windows.iter_mut().find(|w| w.0 == start) {
+                    let off = (b - start) as usize * BPS;
+                    if let Some(dst) = w.1.get_mut(off..off + BPS) {
+                        dst.copy_from_slice(&blk.contents);
+                    }
+                }
+            }
+            cache.dirty.len() >= MAX_DIRTY
+        };
+        if full { self.write_back() } else { Ok(()) }
     }
 
     fn num_blocks(&self) -> Result<BlockCount, IoError> {
@@ -243,6 +340,14 @@ impl DiskFs {
         &self.disk
     }
 
+    /// Writes the adapter's kept blocks and flushes the device.
+    fn sync(&self) -> Result<(), FsError> {
+        let g = self.vm.lock();
+        g.0.device(|d| d.write_back()).map_err(|e| FsError::Io(e.to_string()))?;
+        drop(g);
+        self.disk.flush().map_err(|e| FsError::Io(e.to_string()))
+    }
+
     /// Runs `f` with the directory that holds `path`'s last component open,
     /// closing every directory it opened afterwards, whatever happens.
     fn in_parent<R>(
@@ -307,13 +412,15 @@ impl DiskFs {
     }
 
     fn put(&self, path: &str, data: &[u8], mode: Mode) -> Result<(), FsError> {
-        self.in_parent(path, |vm, dir, name| {
+        let r = self.in_parent(path, |vm, dir, name| {
             let file = vm.open_file_in_dir(dir, name, mode).map_err(|e| map_err(path, e))?;
             let w = vm.write(file, data).map_err(|e| map_err(path, e));
             let c = vm.close_file(file).map_err(|e| map_err(path, e));
             w.and(c)
-        })?;
-        self.disk.flush().map_err(|e| FsError::Io(e.to_string()))
+        });
+        // Write back even after a failure: what did reach the FAT must reach the disk.
+        let synced = self.sync();
+        r.and(synced)
     }
 
     /// Size and kind of `path` (`/` is the root directory).
@@ -350,8 +457,9 @@ impl DiskFs {
 
     /// Makes the directory `path`.
     pub fn create_dir(&self, path: &str) -> Result<(), FsError> {
-        self.in_parent(path, |vm, dir, name| vm.make_dir_in_dir(dir, name).map_err(|e| map_err(path, e)))?;
-        self.disk.flush().map_err(|e| FsError::Io(e.to_string()))
+        let r = self.in_parent(path, |vm, dir, name| vm.make_dir_in_dir(dir, name).map_err(|e| map_err(path, e)));
+        let synced = self.sync();
+        r.and(synced)
     }
 
     /// Removes the file `path`.
@@ -360,7 +468,7 @@ impl DiskFs {
     /// clusters; truncating first frees all of them but the first, so a
     /// removed file leaks one cluster (host `fsck.fat -a` reclaims it).
     pub fn remove_file(&self, path: &str) -> Result<(), FsError> {
-        self.in_parent(path, |vm, dir, name| {
+        let r = self.in_parent(path, |vm, dir, name| {
             let e = vm.find_directory_entry(dir, name).map_err(|e| map_err(path, e))?;
             if e.attributes.is_directory() {
                 return Err(FsError::WrongKind(path.to_string()));
@@ -368,7 +476,8 @@ impl DiskFs {
             let f = vm.open_file_in_dir(dir, name, Mode::ReadWriteTruncate).map_err(|e| map_err(path, e))?;
             vm.close_file(f).map_err(|e| map_err(path, e))?;
             vm.delete_entry_in_dir(dir, name).map_err(|e| map_err(path, e))
-        })?;
-        self.disk.flush().map_err(|e| FsError::Io(e.to_string()))
+        });
+        let synced = self.sync();
+        r.and(synced)
     }
 }
