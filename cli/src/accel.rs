@@ -86,6 +86,7 @@ fn probe_kvm(elf: &Path) -> Result<(), String> {
         timeout: PROBE_TIMEOUT,
         net: None,
         disks: Vec::new(),
+        extra: Vec::new(),
     };
     let out = crate::qemu::boot(&guest, &mut |l| l.to_string()).map_err(|e| format!("{e:#}"))?;
     let said_ok = out.lines.iter().any(|l| l.contains("bareflow: probe ok"));

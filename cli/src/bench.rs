@@ -103,6 +103,7 @@ fn bench_machine(elf: &Path, machine: Machine, runs: usize) -> Result<MachineFig
         timeout: Duration::from_secs(30),
         net: None,
         disks: Vec::new(),
+        extra: Vec::new(),
     };
     let mut wall = Vec::new();
     let mut entry = Vec::new();

@@ -84,6 +84,7 @@ pub fn main(args: &[String]) -> Result<i32> {
             timeout: Duration::from_secs(300),
             net: None,
             disks: vec![disk.clone()],
+            extra: Vec::new(),
         };
         let out = crate::qemu::boot(&guest, &mut |l| l.to_string())?;
         if out.ending != Ending::Code(0) {

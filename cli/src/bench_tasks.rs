@@ -82,6 +82,7 @@ pub fn main(args: &[String]) -> Result<i32> {
         timeout: Duration::from_secs(120),
         net: None,
         disks: Vec::new(),
+        extra: Vec::new(),
     };
     let load_before = host_load();
     let mut samples: BTreeMap<String, (Vec<f64>, String)> = BTreeMap::new();

@@ -84,6 +84,17 @@ pub struct Guest {
     pub net: Option<Vec<(u16, u16)>>,
     /// Raw disk images, each a virtio-blk device (`blk0`, `blk1`, ... in the guest).
     pub disks: Vec<PathBuf>,
+    /// Other virtio devices.
+    pub extra: Vec<Extra>,
+}
+
+/// A virtio device beside the NIC and the disks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Extra {
+    /// virtio-rng fed by the host's /dev/urandom (`rng0` in the guest).
+    Rng,
+    /// A virtio console port whose output goes to this host file (`console0`).
+    Console(PathBuf),
 }
 
 /// How the image reaches the guest.
@@ -178,6 +189,22 @@ impl Guest {
                 _ => "virtio-blk-pci",
             };
             c.args(["-device", &format!("{dev},drive=d{i}")]);
+        }
+        let mmio = self.machine == Machine::Microvm;
+        for (i, x) in self.extra.iter().enumerate() {
+            match x {
+                Extra::Rng => {
+                    c.args(["-object", &format!("rng-random,id=rng{i},filename=/dev/urandom")]);
+                    let dev = if mmio { "virtio-rng-device" } else { "virtio-rng-pci" };
+                    c.args(["-device", &format!("{dev},rng=rng{i}")]);
+                }
+                Extra::Console(path) => {
+                    let path = path.to_string_lossy().replace(',', ",,");
+                    c.arg("-chardev").arg(format!("file,id=con{i},path={path}"));
+                    let bus = if mmio { "virtio-serial-device" } else { "virtio-serial-pci" };
+                    c.args(["-device", &format!("{bus},id=vser{i}"), "-device", &format!("virtconsole,chardev=con{i},bus=vser{i}.0")]);
+                }
+            }
         }
         c
     }
@@ -350,6 +377,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             net: None,
             disks: Vec::new(),
+            extra: Vec::new(),
         };
         let c = g.command();
         let args: Vec<String> = c.get_args().map(|a| a.to_string_lossy().into_owned()).collect();

@@ -46,6 +46,8 @@ pub struct RunOptions {
     pub net: Option<Vec<(u16, u16)>>,
     /// `--disk PATH`: raw disk images, attached as virtio-blk devices.
     pub disks: Vec<PathBuf>,
+    /// `--rng`, `--console-out PATH`: other virtio devices.
+    pub extra: Vec<crate::qemu::Extra>,
 }
 
 impl RunOptions {
@@ -68,6 +70,7 @@ impl RunOptions {
             tag: None,
             net: None,
             disks: Vec::new(),
+            extra: Vec::new(),
             initfs: None,
         }
     }
@@ -136,6 +139,8 @@ impl RunOptions {
                     }
                     o.disks.push(p);
                 }
+                "--rng" => o.extra.push(crate::qemu::Extra::Rng),
+                "--console-out" => o.extra.push(crate::qemu::Extra::Console(PathBuf::from(value(&mut it, "--console-out")?))),
                 "--port" => {
                     let v = value(&mut it, "--port")?;
                     let fwd = v
@@ -242,7 +247,7 @@ pub fn run(o: &RunOptions) -> Result<Outcome> {
     } else {
         Boot::Kernel { elf, initrd: archive, cmdline }
     };
-    let guest = Guest { machine, accel, cpus: o.cpus, mem: o.mem.clone(), boot, timeout: o.timeout, net: o.net.clone(), disks: o.disks.clone() };
+    let guest = Guest { machine, accel, cpus: o.cpus, mem: o.mem.clone(), boot, timeout: o.timeout, net: o.net.clone(), disks: o.disks.clone(), extra: o.extra.clone() };
     let echo = o.echo;
     qemu::boot(&guest, &mut |line| {
         let line = symbols.annotate(line).unwrap_or_else(|| line.to_string());

@@ -35,6 +35,9 @@ enum Via {
     /// Through the library with one disk image that `prepare` makes on the
     /// host before the boot and `after` inspects on the host after it.
     Disk(fn(&Path) -> Result<(), String>, fn(&Path) -> Result<(), String>),
+    /// Through the library with a virtio-rng and a virtio console port whose
+    /// output file the function checks after the boot.
+    RngConsole(fn(&Path, &str) -> Result<(), String>),
 }
 
 /// The second boot of a [`Via::Reboot`] case.
@@ -411,6 +414,16 @@ fn cases() -> Vec<Case> {
             machine: Some(Machine::Q35),
             ..case("fs-fat32-pci-q35-reboot", "ktest", &["fs"], 0, &["fs: wrote and read back 118898 bytes", "fs: done"])
         },
+        // Issue 5: virtio-rng and virtio-console, over virtio-mmio and over PCI.
+        Case {
+            via: Via::RngConsole(console_line_arrived),
+            ..case("rng-console-microvm", "ktest", &["devices"], 0, &["distinct values", "two draws equal: false", "devices: ok"])
+        },
+        Case {
+            via: Via::RngConsole(console_line_arrived),
+            machine: Some(Machine::Q35),
+            ..case("rng-console-pci-q35", "ktest", &["devices"], 0, &["distinct values", "two draws equal: false", "devices: ok"])
+        },
         case("registry-missing", "ktest", &["registry-missing"], 0, &["registry: no device `blk7`", "attached: none"]),
         Case {
             via: Via::Cli,
@@ -756,6 +769,16 @@ fn fat_after_guest(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The console port's file holds the line the guest says it wrote.
+fn console_line_arrived(path: &Path, out: &str) -> Result<(), String> {
+    let said = out
+        .lines()
+        .find_map(|l| l.strip_prefix("devices: wrote to console0: "))
+        .ok_or("the guest did not say what it wrote")?;
+    let got = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if got.lines().any(|l| l == said) { Ok(()) } else { Err(format!("the console file holds {got:?}, not {said:?}")) }
+}
+
 fn ids_differ_between_boots(out: &str) -> Result<(), String> {
     static SEEN: Mutex<Option<String>> = Mutex::new(None);
     let line = out.lines().find(|l| l.starts_with("ids: first")).ok_or("no `ids: first` line")?.to_string();
@@ -907,6 +930,24 @@ fn run_case(c: &Case, images: &Images, tmp: &Path) -> Result<(), String> {
             verify(&c2, second.ending == Ending::Code(0), &format!("{:?}", second.ending), &text2)
                 .map_err(|why| format!("second boot: {why}\n--- guest output ---\n{text2}"))?;
             (plan.host)(&disk)
+        }
+        Via::RngConsole(after) => {
+            let con = tmp.join(format!("{}-console.out", c.name));
+            let mut o = RunOptions::new(c.app);
+            o.image = Some(image.clone());
+            o.machine = c.machine;
+            o.cpus = c.cpus;
+            o.mem = c.mem.to_string();
+            o.args = c.args.iter().map(|s| s.to_string()).collect();
+            o.timeout = c.timeout;
+            o.echo = false;
+            o.tag = Some(c.name.to_string());
+            o.extra = vec![bareflow_cli::qemu::Extra::Rng, bareflow_cli::qemu::Extra::Console(con.clone())];
+            let out = run::run(&o).map_err(|e| format!("{e:#}"))?;
+            let text = out.output();
+            verify(c, out.ending == Ending::Code(c.exit), &format!("{:?}", out.ending), &text)
+                .map_err(|why| format!("{why}\n--- guest output ---\n{text}"))?;
+            after(&con, &text).map_err(|why| format!("{why}\n--- guest output ---\n{text}"))
         }
         Via::Disk(prepare, after) => {
             let disk = tmp.join(format!("{}-disk.img", c.name));

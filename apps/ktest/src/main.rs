@@ -119,6 +119,7 @@ fn app() -> i32 {
         "blk" => blk::run(&args),
         "fs" => diskfs::run(),
         "bench-fs" => diskfs::bench(&args),
+        "devices" => devices::run(),
         "hang" => loop {
             hal::trap::wait_for_interrupt();
         },
@@ -140,6 +141,8 @@ fn app() -> i32 {
 
 #[cfg(target_os = "none")]
 mod blk;
+#[cfg(target_os = "none")]
+mod devices;
 #[cfg(target_os = "none")]
 mod diskfs;
 #[cfg(target_os = "none")]

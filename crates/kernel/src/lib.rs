@@ -21,6 +21,7 @@ pub mod fs;
 #[cfg(feature = "net")]
 pub mod net;
 pub mod process;
+pub mod random;
 pub mod sync;
 pub mod task;
 pub mod time;

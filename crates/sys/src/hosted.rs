@@ -105,3 +105,15 @@ pub fn create_dir(path: &str) -> Result<(), crate::fs::Error> {
 pub fn remove_file(path: &str) -> Result<(), crate::fs::Error> {
     std::fs::remove_file(host_path(path)).map_err(|e| io_err(path, e))
 }
+
+pub fn random_fill(buf: &mut [u8]) -> Result<(), crate::random::Error> {
+    let mut at = 0;
+    while at < buf.len() {
+        match rustix::rand::getrandom(&mut buf[at..], rustix::rand::GetRandomFlags::empty()) {
+            Ok(n) => at += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(crate::random::Error(alloc::format!("getrandom failed: {e}"))),
+        }
+    }
+    Ok(())
+}

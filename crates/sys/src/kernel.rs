@@ -189,3 +189,7 @@ pub fn remove_file(path: &str) -> Result<(), crate::fs::Error> {
         None => Err(crate::fs::Error::ReadOnly(path.into())),
     }
 }
+
+pub fn random_fill(buf: &mut [u8]) -> Result<(), crate::random::Error> {
+    k::random::fill(buf).map(|_| ()).map_err(|e| crate::random::Error(alloc::format!("{e}")))
+}

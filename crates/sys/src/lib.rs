@@ -27,6 +27,7 @@ pub mod fs;
 pub mod io;
 pub mod net;
 pub mod process;
+pub mod random;
 pub mod sync;
 pub mod thread;
 pub mod time;

@@ -7,6 +7,8 @@
 //! deadline the error lists what is attached.
 #[cfg(feature = "blk")]
 pub mod virtio_blk;
+#[cfg(any(feature = "net", feature = "blk"))]
+pub mod virtio_misc;
 #[cfg(feature = "net")]
 pub mod virtio_net;
 
@@ -122,6 +124,8 @@ pub fn probe_all() {
                 DeviceType::Network => virtio_net::start(d),
                 #[cfg(feature = "blk")]
                 DeviceType::Block => virtio_blk::start(d),
+                DeviceType::EntropySource => virtio_misc::start_rng(d),
+                DeviceType::Console => virtio_misc::start_console(d),
                 other => log::info!("virtio device {other:?} at {}: no driver in this image", d.location),
             }
         }
