@@ -74,6 +74,7 @@ impl Linux {
             net: spec.net.clone(),
             // The baselines boot without disks (a field added for virtio-blk).
             disks: Vec::new(),
+            extra: Vec::new(),
         })
     }
 }

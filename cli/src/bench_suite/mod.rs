@@ -177,6 +177,7 @@ impl Suite {
                     timeout: spec.timeout,
                     net: spec.net.clone(),
                     disks: Vec::new(),
+                    extra: Vec::new(),
                 })
             }
         }
