@@ -18,7 +18,20 @@ mod imp {
     //! send, which need this structure anyway).
     use std::ops::{Deref, DerefMut};
     use std::sync::{Condvar as StdCondvar, Mutex as StdMutex, MutexGuard as StdGuard, PoisonError};
+    use std::thread::ThreadId;
     use std::time::{Duration, Instant};
+
+    /// The calling thread's ID.
+    fn me() -> ThreadId {
+        std::thread::current().id()
+    }
+
+    /// Reports a certain self-deadlock the way the kernel does.
+    #[track_caller]
+    fn self_deadlock(what: &str) -> ! {
+        let t = std::thread::current();
+        panic!("deadlock: thread {:?} ({}) {what}", t.id(), t.name().unwrap_or(""))
+    }
 
     pub(crate) fn relock<T>(m: &StdMutex<T>) -> StdGuard<'_, T> {
         m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -54,10 +67,11 @@ mod imp {
         }
     }
 
-    /// A mutual-exclusion lock.
+    /// A mutual-exclusion lock. Like the kernel's, it knows its holder: a
+    /// thread that locks it again while holding it panics instead of hanging.
     pub struct Mutex<T> {
-        /// The gate: true while a guard exists.
-        held: StdMutex<bool>,
+        /// The gate: the holder while a guard exists.
+        held: StdMutex<Option<ThreadId>>,
         freed: StdCondvar,
         data: StdMutex<T>,
     }
@@ -71,13 +85,21 @@ mod imp {
     impl<T> Mutex<T> {
         /// A new unlocked mutex.
         pub const fn new(v: T) -> Self {
-            Mutex { held: StdMutex::new(false), freed: StdCondvar::new(), data: StdMutex::new(v) }
+            Mutex { held: StdMutex::new(None), freed: StdCondvar::new(), data: StdMutex::new(v) }
         }
         /// Locks, blocking while another thread holds it.
+        ///
+        /// # Panics
+        /// If the calling thread holds it already (a self-deadlock).
+        #[track_caller]
         pub fn lock(&self) -> MutexGuard<'_, T> {
             self.lock_until(None).expect("no deadline")
         }
         /// Locks, or gives up after `timeout`.
+        ///
+        /// # Panics
+        /// As [`lock`](Self::lock).
+        #[track_caller]
         pub fn lock_timeout(&self, timeout: Duration) -> Option<MutexGuard<'_, T>> {
             match deadline_after(timeout) {
                 Some(d) => self.lock_until(Some(d)),
@@ -87,19 +109,26 @@ mod imp {
         /// Locks if free.
         pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
             let mut h = relock(&self.held);
-            if *h {
+            if h.is_some() {
                 return None;
             }
-            *h = true;
+            *h = Some(me());
             drop(h);
             Some(self.enter())
         }
+        #[track_caller]
         fn lock_until(&self, deadline: Option<Instant>) -> Option<MutexGuard<'_, T>> {
-            let (mut h, free) = wait_for(&self.freed, relock(&self.held), deadline, |held| !*held);
+            let me = me();
+            let h = relock(&self.held);
+            if *h == Some(me) {
+                drop(h);
+                self_deadlock("locks a Mutex it already holds");
+            }
+            let (mut h, free) = wait_for(&self.freed, h, deadline, |held| held.is_none());
             if !free {
                 return None;
             }
-            *h = true;
+            *h = Some(me);
             drop(h);
             Some(self.enter())
         }
@@ -123,7 +152,7 @@ mod imp {
     impl<T> Drop for MutexGuard<'_, T> {
         fn drop(&mut self) {
             self.data = None;
-            *relock(&self.lock.held) = false;
+            *relock(&self.lock.held) = None;
             self.lock.freed.notify_one();
         }
     }
@@ -155,7 +184,7 @@ mod imp {
             // releases it atomically: a notifier must pass the gate to
             // change the condition, so it cannot notify before we wait.
             let mut h = relock(&lock.held);
-            *h = false;
+            *h = None;
             lock.freed.notify_one();
             // The guard's work is done by hand (its Drop would lock `held` again).
             std::mem::forget(g);
@@ -169,8 +198,8 @@ mod imp {
                     }
                 },
             };
-            let (mut h, _) = wait_for(&lock.freed, h, None, |held| !*held);
-            *h = true;
+            let (mut h, _) = wait_for(&lock.freed, h, None, |held| held.is_none());
+            *h = Some(me());
             drop(h);
             (lock.enter(), timed_out)
         }
@@ -186,11 +215,14 @@ mod imp {
 
     /// Who holds an [`RwLock`].
     struct RwGate {
-        readers: usize,
-        writer: bool,
+        /// One entry per read guard.
+        readers: Vec<ThreadId>,
+        writer: Option<ThreadId>,
     }
 
-    /// A readers-writer lock.
+    /// A readers-writer lock. Like the kernel's, it knows its holders: a
+    /// thread asking for access it cannot get because it holds the lock
+    /// (write while reading or writing, read while writing) panics.
     pub struct RwLock<T> {
         gate: StdMutex<RwGate>,
         freed: StdCondvar,
@@ -201,6 +233,7 @@ mod imp {
     pub struct RwLockReadGuard<'a, T> {
         lock: &'a RwLock<T>,
         data: Option<std::sync::RwLockReadGuard<'a, T>>,
+        reader: ThreadId,
     }
 
     /// Exclusive access to an [`RwLock`].
@@ -213,57 +246,91 @@ mod imp {
         /// A new unlocked lock.
         pub const fn new(v: T) -> Self {
             RwLock {
-                gate: StdMutex::new(RwGate { readers: 0, writer: false }),
+                gate: StdMutex::new(RwGate { readers: Vec::new(), writer: None }),
                 freed: StdCondvar::new(),
                 data: std::sync::RwLock::new(v),
             }
         }
         /// Shared access, blocking while a writer holds it.
+        ///
+        /// # Panics
+        /// If the calling thread holds it for writing (a self-deadlock).
+        #[track_caller]
         pub fn read(&self) -> RwLockReadGuard<'_, T> {
-            self.read_until(None).expect("no deadline")
+            self.read_until(None, true).expect("no deadline")
         }
         /// Shared access, or `None` after `timeout`.
+        ///
+        /// # Panics
+        /// As [`read`](Self::read).
+        #[track_caller]
         pub fn read_timeout(&self, timeout: Duration) -> Option<RwLockReadGuard<'_, T>> {
             match deadline_after(timeout) {
-                Some(d) => self.read_until(Some(d)),
+                Some(d) => self.read_until(Some(d), true),
                 None => Some(self.read()),
             }
         }
         /// Shared access if no writer holds it.
         pub fn try_read(&self) -> Option<RwLockReadGuard<'_, T>> {
-            self.read_until(Some(Instant::now()))
+            self.read_until(Some(Instant::now()), false)
         }
         /// Exclusive access, blocking while anyone holds it.
+        ///
+        /// # Panics
+        /// If the calling thread holds it, for reading or writing (a self-deadlock).
+        #[track_caller]
         pub fn write(&self) -> RwLockWriteGuard<'_, T> {
-            self.write_until(None).expect("no deadline")
+            self.write_until(None, true).expect("no deadline")
         }
         /// Exclusive access, or `None` after `timeout`.
+        ///
+        /// # Panics
+        /// As [`write`](Self::write).
+        #[track_caller]
         pub fn write_timeout(&self, timeout: Duration) -> Option<RwLockWriteGuard<'_, T>> {
             match deadline_after(timeout) {
-                Some(d) => self.write_until(Some(d)),
+                Some(d) => self.write_until(Some(d), true),
                 None => Some(self.write()),
             }
         }
         /// Exclusive access if nobody holds it.
         pub fn try_write(&self) -> Option<RwLockWriteGuard<'_, T>> {
-            self.write_until(Some(Instant::now()))
+            self.write_until(Some(Instant::now()), false)
         }
-        fn read_until(&self, deadline: Option<Instant>) -> Option<RwLockReadGuard<'_, T>> {
-            let (mut g, ok) = wait_for(&self.freed, relock(&self.gate), deadline, |g| !g.writer);
+        #[track_caller]
+        fn read_until(&self, deadline: Option<Instant>, check: bool) -> Option<RwLockReadGuard<'_, T>> {
+            let me = me();
+            let g = relock(&self.gate);
+            if check && g.writer == Some(me) {
+                drop(g);
+                self_deadlock("read-locks an RwLock it already holds for writing");
+            }
+            let (mut g, ok) = wait_for(&self.freed, g, deadline, |g| g.writer.is_none());
             if !ok {
                 return None;
             }
-            g.readers += 1;
+            g.readers.push(me);
             drop(g);
             let data = self.data.read().unwrap_or_else(PoisonError::into_inner);
-            Some(RwLockReadGuard { lock: self, data: Some(data) })
+            Some(RwLockReadGuard { lock: self, data: Some(data), reader: me })
         }
-        fn write_until(&self, deadline: Option<Instant>) -> Option<RwLockWriteGuard<'_, T>> {
-            let (mut g, ok) = wait_for(&self.freed, relock(&self.gate), deadline, |g| !g.writer && g.readers == 0);
+        #[track_caller]
+        fn write_until(&self, deadline: Option<Instant>, check: bool) -> Option<RwLockWriteGuard<'_, T>> {
+            let me = me();
+            let g = relock(&self.gate);
+            if check && g.writer == Some(me) {
+                drop(g);
+                self_deadlock("write-locks an RwLock it already holds for writing");
+            }
+            if check && g.readers.contains(&me) {
+                drop(g);
+                self_deadlock("write-locks an RwLock it already holds for reading");
+            }
+            let (mut g, ok) = wait_for(&self.freed, g, deadline, |g| g.writer.is_none() && g.readers.is_empty());
             if !ok {
                 return None;
             }
-            g.writer = true;
+            g.writer = Some(me);
             drop(g);
             let data = self.data.write().unwrap_or_else(PoisonError::into_inner);
             Some(RwLockWriteGuard { lock: self, data: Some(data) })
@@ -280,8 +347,10 @@ mod imp {
         fn drop(&mut self) {
             self.data = None;
             let mut g = relock(&self.lock.gate);
-            g.readers -= 1;
-            if g.readers == 0 {
+            if let Some(i) = g.readers.iter().position(|r| *r == self.reader) {
+                g.readers.swap_remove(i);
+            }
+            if g.readers.is_empty() {
                 self.lock.freed.notify_all();
             }
         }
@@ -300,7 +369,7 @@ mod imp {
     impl<T> Drop for RwLockWriteGuard<'_, T> {
         fn drop(&mut self) {
             self.data = None;
-            relock(&self.lock.gate).writer = false;
+            relock(&self.lock.gate).writer = None;
             self.lock.freed.notify_all();
         }
     }

@@ -196,3 +196,38 @@ fn join_timeout_gives_the_handle_back() {
     tx.send(()).unwrap();
     assert_eq!(h.join_timeout(Duration::from_secs(10)).ok(), Some(42));
 }
+
+#[test]
+#[should_panic(expected = "locks a Mutex it already holds")]
+fn mutex_relock_by_its_holder_is_caught() {
+    let m = Mutex::new(0);
+    let _a = m.lock();
+    let _b = m.lock();
+}
+
+#[test]
+#[should_panic(expected = "write-locks an RwLock it already holds for reading")]
+fn rwlock_write_while_reading_is_caught() {
+    let l = RwLock::new(0);
+    let _r = l.read();
+    let _r2 = l.read(); // readers share: fine
+    let _w = l.write();
+}
+
+#[test]
+#[should_panic(expected = "read-locks an RwLock it already holds for writing")]
+fn rwlock_read_while_writing_is_caught() {
+    let l = RwLock::new(0);
+    let _w = l.write();
+    let _r = l.read();
+}
+
+#[test]
+fn try_locks_by_the_holder_fail_without_panicking() {
+    let m = Mutex::new(0);
+    let _g = m.lock();
+    assert!(m.try_lock().is_none());
+    let l = RwLock::new(0);
+    let _w = l.write();
+    assert!(l.try_read().is_none() && l.try_write().is_none());
+}
