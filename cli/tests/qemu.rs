@@ -326,13 +326,19 @@ fn cases() -> Vec<Case> {
         },
         // The same peer, the NIC found by PCI enumeration and interrupting by MSI-X.
         Case {
-            via: Via::Peer(net_peer),
+            via: Via::Peer(net_peer_then_reset),
             cpus: 2,
             mem: "512M",
             machine: Some(Machine::Q35),
             timeout: Duration::from_secs(120),
             check: Some(interrupts_were_taken),
-            ..case("net-pci-msix-q35", "ktest", &["net", "3"], 0, &["net: done", "DHCP address 10.0.2.15", "(MSI-X)"])
+            ..case(
+                "net-pci-msix-q35-reset",
+                "ktest",
+                &["net", "4"],
+                0,
+                &["net: done", "DHCP address 10.0.2.15", "(MSI-X)", "net: read: connection reset", "net: connection 4 from 10.0.2.2"],
+            )
         },
         Case {
             via: Via::Peer(httpd_peer),
@@ -560,6 +566,19 @@ fn net_peer(tcp: u16, udp: u16) -> Result<(), String> {
     if !ok {
         return Err(format!("download: got {} bytes, want {n} of the pattern", body.len()));
     }
+    Ok(())
+}
+
+/// `net_peer`, then a fourth connection that sends a few bytes and resets
+/// (RST, not FIN): the guest must read a reset, not end of stream.
+fn net_peer_then_reset(tcp: u16, udp: u16) -> Result<(), String> {
+    net_peer(tcp, udp)?;
+    let s = std::net::TcpStream::connect(("127.0.0.1", tcp)).map_err(|e| format!("reset connection: {e}"))?;
+    let mut s = socket2::Socket::from(s);
+    std::io::Write::write_all(&mut s, b"partial request").map_err(|e| e.to_string())?;
+    std::thread::sleep(Duration::from_millis(500));
+    s.set_linger(Some(Duration::ZERO)).map_err(|e| e.to_string())?;
+    drop(s);
     Ok(())
 }
 

@@ -671,6 +671,9 @@ mod imp {
             if matches!(how, Shutdown::Write | Shutdown::Both) {
                 self.0.shutdown_write();
             }
+            if matches!(how, Shutdown::Read | Shutdown::Both) {
+                self.0.shutdown_read();
+            }
             Ok(())
         }
         pub fn set_read_timeout(&mut self, t: Option<Duration>) -> Result<(), Error> {

@@ -187,11 +187,23 @@ pub struct TcpStream {
     write_timeout: Option<Duration>,
     /// False once dropped (its socket may then be removed from the set).
     alive: Arc<AtomicBool>,
+    /// A read has seen the peer's FIN (so a later `Closed` is not a reset).
+    fin_seen: bool,
+    /// `shutdown_read` was called: reads return end of stream.
+    read_shut: bool,
 }
 
 impl TcpStream {
     fn from_parts(net: Arc<NetIf>, handle: SocketHandle) -> Self {
-        TcpStream { net, handle, read_timeout: None, write_timeout: None, alive: Arc::new(AtomicBool::new(true)) }
+        TcpStream {
+            net,
+            handle,
+            read_timeout: None,
+            write_timeout: None,
+            alive: Arc::new(AtomicBool::new(true)),
+            fin_seen: false,
+            read_shut: false,
+        }
     }
 
     /// A handle for readiness polling.
@@ -242,23 +254,40 @@ impl TcpStream {
         st.sockets.get::<tcp::Socket>(self.handle).remote_endpoint().map(|e| SocketAddr::new(e.addr.into(), e.port))
     }
 
-    /// Reads what is there (at least one byte), 0 at end of stream.
+    /// Reads what is there (at least one byte), 0 at end of stream. A
+    /// connection the peer reset (without closing it first) is
+    /// `ConnectionReset`, not end of stream. (One case cannot be told apart:
+    /// a connection that both sides closed and that then sat unread past
+    /// its TIME-WAIT reads as reset.)
     pub fn read(&mut self, buf: &mut [u8]) -> Result<usize, NetError> {
         let h = self.handle;
+        if self.read_shut {
+            // Whatever still arrives is dropped, as after SHUT_RD.
+            let mut st = self.net.stack.lock();
+            let s = st.sockets.get_mut::<tcp::Socket>(h);
+            while s.can_recv() && s.recv(|b| (b.len(), ())).is_ok() {}
+            return Ok(0);
+        }
+        let fin_seen = &mut self.fin_seen;
         block(&self.net, deadline_of(self.read_timeout), |st| {
             let s = st.sockets.get_mut::<tcp::Socket>(h);
             if s.can_recv() {
                 return Some(s.recv_slice(buf).map_err(|_| NetError::Stack("receive failed")));
             }
             if !s.may_recv() {
-                return Some(if s.state() == tcp::State::Closed && s.remote_endpoint().is_none() {
-                    Ok(0)
-                } else {
-                    Ok(0)
-                });
+                if s.state() == tcp::State::Closed && !*fin_seen {
+                    return Some(Err(NetError::ConnectionReset));
+                }
+                *fin_seen = true;
+                return Some(Ok(0));
             }
             None
         })
+    }
+
+    /// Stops reading: later reads return end of stream and drop what arrives.
+    pub fn shutdown_read(&mut self) {
+        self.read_shut = true;
     }
 
     /// Writes some of `buf` (at least one byte).
