@@ -191,7 +191,7 @@ impl NetIf {
         NetIf {
             stack: Mutex::new(Stack { iface, sockets, nic, dhcp, orphans: Vec::new(), next_port: 49152 }),
             changed: Condvar::new(),
-            governor: Mutex::new(Governor::new(Config::default(), crate::time::monotonic_nanos())),
+            governor: Mutex::new(Governor::new(governor_config(), crate::time::monotonic_nanos())),
             irq,
             driver: spin::Once::new(),
             forced,
@@ -262,6 +262,25 @@ impl NetIf {
             }
         }
     }
+}
+
+/// The governor's thresholds: the defaults, or `bareflow.net.high=N` and
+/// `bareflow.net.low=N` (events per second; `low` must stay below `high`).
+fn governor_config() -> Config {
+    let mut c = Config::default();
+    let num = |k: &'static str| crate::env::kernel_option(k).map(|v| (k, v, v.parse::<u64>().ok().filter(|&n| n > 0)));
+    for (key, raw, v) in [num("bareflow.net.high"), num("bareflow.net.low")].into_iter().flatten() {
+        match (key, v) {
+            ("bareflow.net.high", Some(n)) => c.high = n,
+            ("bareflow.net.low", Some(n)) => c.low = n,
+            _ => log::warn!("{key}={raw}: expected a positive number of events per second; keeping the default"),
+        }
+    }
+    if c.low >= c.high {
+        log::warn!("governor: low {} >= high {}: using the defaults", c.low, c.high);
+        c = Config::default();
+    }
+    c
 }
 
 fn dhcp_event(iface: &mut Interface, sockets: &mut SocketSet<'static>, h: SocketHandle) {
