@@ -218,12 +218,8 @@ impl Suite {
                     let t = self.timed(&self.guest(side, &spec, "hello", &[])?, HELLO_FIRST_LINE, &AtomicBool::new(false))?;
                     match (app_code(side, &t.out), t.first_ms) {
                         (Some(0), Some(f)) => {
-                            let (a, b) = match side {
-                                Side::BareFlow => (&mut first.bareflow, &mut exit.bareflow),
-                                Side::Linux => (&mut first.baseline, &mut exit.baseline),
-                            };
-                            a.push(f);
-                            b.push(t.total_ms);
+                            first.push(round, side == Side::BareFlow, f);
+                            exit.push(round, side == Side::BareFlow, t.total_ms);
                         }
                         _ => eprintln!("bench boot: {} hello on {} did not run correctly: {}", side.name(), machine.name(), describe(&t.out)),
                     }
@@ -368,12 +364,10 @@ impl Suite {
                 })?;
                 match res {
                     Some(w) if w.errors == 0 && w.requests_per_s > 0.0 => {
-                        let (a, b) = match side {
-                            Side::BareFlow => (&mut rps.bareflow, &mut p99.bareflow),
-                            Side::Linux => (&mut rps.baseline, &mut p99.baseline),
-                        };
-                        a.push(w.requests_per_s);
-                        b.extend(w.p99_ms);
+                        rps.push(round, side == Side::BareFlow, w.requests_per_s);
+                        if let Some(p) = w.p99_ms {
+                            p99.push(round, side == Side::BareFlow, p);
+                        }
                     }
                     Some(w) => {
                         eprintln!("bench http: {} round {}: wrk saw {} errors ({:.1} req/s); not counted", side.name(), round + 1, w.errors, w.requests_per_s);
@@ -403,10 +397,7 @@ impl Suite {
                 let rate = t.out.lines.iter().find_map(|l| parse_tok_s(l));
                 let same = !story.is_empty() && t.out.lines.iter().any(|l| l.contains(&story));
                 match (app_code(side, &t.out), rate, same) {
-                    (Some(0), Some(r), true) => match side {
-                        Side::BareFlow => tok.bareflow.push(r),
-                        Side::Linux => tok.baseline.push(r),
-                    },
+                    (Some(0), Some(r), true) => tok.push(round, side == Side::BareFlow, r),
                     (Some(0), Some(r), false) => {
                         eprintln!("bench llm: {} told a different story than the host run ({r:.1} tok/s): not counted", side.name());
                         tok.note.push_str(&format!("; {} round {}: text differs, not counted", side.name(), round + 1));

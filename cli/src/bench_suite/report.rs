@@ -60,6 +60,9 @@ pub struct Measure {
     pub target: Option<f64>,
     /// Anything a reader needs to know (where a figure comes from, failures).
     pub note: String,
+    /// The samples by A/B round: `[BareFlow, baseline]`, `None` where that side failed.
+    #[serde(default)]
+    pub rounds: Vec<[Option<f64>; 2]>,
 }
 
 impl Measure {
@@ -74,7 +77,33 @@ impl Measure {
             baseline_name: "Linux guest".into(),
             target,
             note: String::new(),
+            rounds: Vec::new(),
         }
+    }
+
+    /// Adds a sample of round `round` (0-based) for BareFlow (`bareflow`) or the baseline.
+    pub fn push(&mut self, round: usize, bareflow: bool, v: f64) {
+        if self.rounds.len() <= round {
+            self.rounds.resize(round + 1, [None, None]);
+        }
+        self.rounds[round][usize::from(!bareflow)] = Some(v);
+        if bareflow { self.bareflow.push(v) } else { self.baseline.push(v) }
+    }
+
+    /// The median over rounds of each round's own advantage (both sides ran in
+    /// the same minute, so a slow spell of the shared host hits both): `None`
+    /// without a round where both sides have a sample.
+    pub fn paired_advantage(&self) -> Option<f64> {
+        let ratios: Vec<f64> = self
+            .rounds
+            .iter()
+            .filter_map(|r| match (r[0]?, r[1]?) {
+                (b, l) if self.better == Better::Lower => Some(l / b),
+                (b, l) => Some(b / l),
+            })
+            .filter(|x| x.is_finite() && *x > 0.0)
+            .collect();
+        Stats::of(&ratios).map(|s| s.median)
     }
 
     /// BareFlow's advantage as a factor > 1 when BareFlow is better: baseline /
@@ -122,8 +151,8 @@ fn fmt_sample(v: &[f64]) -> String {
 
 /// The table, one line per measure, then the notes.
 pub fn table(measures: &[Measure]) -> String {
-    let head = ["row", "measure", "unit", "BareFlow med (min-max)", "baseline med (min-max)", "advantage", "target", "verdict"];
-    let mut rows: Vec<[String; 8]> = vec![head.map(String::from)];
+    let head = ["row", "measure", "unit", "BareFlow med (min-max)", "baseline med (min-max)", "advantage", "paired", "target", "verdict"];
+    let mut rows: Vec<[String; 9]> = vec![head.map(String::from)];
     for m in measures {
         rows.push([
             m.row.clone(),
@@ -132,11 +161,12 @@ pub fn table(measures: &[Measure]) -> String {
             fmt_sample(&m.bareflow),
             fmt_sample(&m.baseline),
             m.advantage().map_or("-".into(), |a| format!("{}x", fmt_num(a))),
+            m.paired_advantage().map_or("-".into(), |a| format!("{}x", fmt_num(a))),
             m.target.map_or("-".into(), |t| format!(">= {t}x")),
             m.verdict().text().into(),
         ]);
     }
-    let mut widths = [0usize; 8];
+    let mut widths = [0usize; 9];
     for r in &rows {
         for (w, c) in widths.iter_mut().zip(r) {
             *w = (*w).max(c.chars().count());
@@ -196,6 +226,9 @@ pub struct RecordedMeasure {
     pub bareflow_median: Option<f64>,
     pub baseline_median: Option<f64>,
     pub advantage: Option<f64>,
+    /// The median of the rounds' own advantages (see [`Measure::paired_advantage`]).
+    #[serde(default)]
+    pub paired_advantage: Option<f64>,
     pub verdict: Verdict,
 }
 
@@ -206,6 +239,7 @@ impl RecordedMeasure {
             bareflow_median: Stats::of(&m.bareflow).map(|s| s.median),
             baseline_median: Stats::of(&m.baseline).map(|s| s.median),
             advantage: m.advantage(),
+            paired_advantage: m.paired_advantage(),
             verdict: m.verdict(),
         }
     }
@@ -388,6 +422,27 @@ mod tests {
         assert_eq!(m(Better::Higher, &[1.0], &[100.0], None).verdict(), Verdict::Info);
         let t = table(&[m(Better::Higher, &[100.0], &[100.0], Some(1.5)), m(Better::Higher, &[], &[1.0], Some(1.0))]);
         assert!(t.contains("MISSED") && t.contains("NO DATA") && t.contains("failed"), "{t}");
+    }
+
+    #[test]
+    fn paired_advantage_is_the_median_of_each_rounds_ratio() {
+        let mut x = Measure::new("llm", "tok/s", "tok/s", Better::Higher, Some(1.0));
+        // Round 1 on a quiet host, round 2 on a loaded one, round 3 the baseline failed.
+        x.push(0, true, 300.0);
+        x.push(0, false, 250.0);
+        x.push(1, false, 120.0);
+        x.push(1, true, 150.0);
+        x.push(2, true, 310.0);
+        assert_eq!(x.rounds, vec![[Some(300.0), Some(250.0)], [Some(150.0), Some(120.0)], [Some(310.0), None]]);
+        assert_eq!((x.bareflow.len(), x.baseline.len()), (3, 2));
+        // Ratios 1.2 and 1.25: median 1.225; the unpaired medians give 300 / 185.
+        assert!((x.paired_advantage().unwrap() - 1.225).abs() < 1e-9, "{:?}", x.paired_advantage());
+        assert!((x.advantage().unwrap() - 300.0 / 185.0).abs() < 1e-9);
+        let mut y = Measure::new("boot", "ms", "ms", Better::Lower, None);
+        y.push(0, true, 50.0);
+        y.push(0, false, 5000.0);
+        assert_eq!(y.paired_advantage(), Some(100.0));
+        assert_eq!(Measure::new("a", "b", "c", Better::Lower, None).paired_advantage(), None);
     }
 
     #[test]
