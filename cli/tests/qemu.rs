@@ -38,6 +38,9 @@ enum Via {
     /// Through the library with a virtio-rng and a virtio console port whose
     /// output file the function checks after the boot.
     RngConsole(fn(&Path, &str) -> Result<(), String>),
+    /// Through the library with a NIC: the host listens on `[::1]:PORT` and
+    /// echoes one connection's bytes; PORT is appended to the guest's args.
+    EchoV6,
 }
 
 /// The second boot of a [`Via::Reboot`] case.
@@ -455,6 +458,19 @@ fn cases() -> Vec<Case> {
                 &["--port", "80", "--max-conns", "4", "--idle-ms", "1000", "--max-header-bytes", "1024", "--exit-after", "7"],
                 0,
                 &["httpd: serving"],
+            )
+        },
+        // Issue 5: IPv6 beyond link-local and ICMP echo, v4 and v6, to QEMU's gateway.
+        Case {
+            via: Via::EchoV6,
+            cpus: 2,
+            env: vec![("net.ip6", "fec0::15/64"), ("net.gw6", "fec0::2")],
+            ..case(
+                "net-ipv6-icmp",
+                "ktest",
+                &["net6"],
+                0,
+                &["net6: ping 10.0.2.2: reply in", "net6: ping fec0::2: reply in", "echoed \"hello over IPv6\\n\"", "net6: ok"],
             )
         },
         case("registry-missing", "ktest", &["registry-missing"], 0, &["registry: no device `blk7`", "attached: none"]),
@@ -1090,6 +1106,38 @@ fn run_case(c: &Case, images: &Images, tmp: &Path) -> Result<(), String> {
             verify(&c2, second.ending == Ending::Code(0), &format!("{:?}", second.ending), &text2)
                 .map_err(|why| format!("second boot: {why}\n--- guest output ---\n{text2}"))?;
             (plan.host)(&disk)
+        }
+        Via::EchoV6 => {
+            use std::io::{Read, Write};
+            let l = std::net::TcpListener::bind("[::1]:0").map_err(|e| format!("cannot listen on [::1]: {e}"))?;
+            let port = l.local_addr().map_err(|e| e.to_string())?.port();
+            let echo = std::thread::spawn(move || -> Result<String, String> {
+                let (mut s, from) = l.accept().map_err(|e| e.to_string())?;
+                s.set_read_timeout(Some(Duration::from_secs(20))).map_err(|e| e.to_string())?;
+                let mut b = [0u8; 16];
+                s.read_exact(&mut b).map_err(|e| e.to_string())?;
+                s.write_all(&b).map_err(|e| e.to_string())?;
+                Ok(format!("{from}: {}", String::from_utf8_lossy(&b)))
+            });
+            let mut o = RunOptions::new(c.app);
+            o.image = Some(image.clone());
+            o.machine = c.machine;
+            o.cpus = c.cpus;
+            o.mem = c.mem.to_string();
+            o.env = c.env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            o.args = c.args.iter().map(|s| s.to_string()).chain([port.to_string()]).collect();
+            o.timeout = c.timeout;
+            o.echo = false;
+            o.tag = Some(c.name.to_string());
+            o.net = Some(Vec::new());
+            let out = run::run(&o).map_err(|e| format!("{e:#}"))?;
+            let text = out.output();
+            verify(c, out.ending == Ending::Code(c.exit), &format!("{:?}", out.ending), &text)
+                .map_err(|why| format!("{why}\n--- guest output ---\n{text}"))?;
+            if !echo.is_finished() {
+                return Err(format!("the host's IPv6 listener got no connection\n--- guest output ---\n{text}"));
+            }
+            echo.join().map_err(|_| "the echo thread panicked")?.map(drop)
         }
         Via::RngConsole(after) => {
             let con = tmp.join(format!("{}-console.out", c.name));

@@ -116,6 +116,7 @@ fn app() -> i32 {
         "bench-tasks" => tasks::bench(),
         "net" => net::serve(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(1)),
         "registry-missing" => net::missing(),
+        "net6" => net::v6(args.get(2).map(String::as_str).unwrap_or("0")),
         "blk" => blk::run(&args),
         "fs" => diskfs::run(),
         "bench-fs" => diskfs::bench(&args),

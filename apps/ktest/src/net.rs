@@ -127,3 +127,65 @@ pub fn missing() -> i32 {
         }
     }
 }
+
+/// `net6 PORT`: IPv4 and IPv6 over QEMU's user network (static
+/// `net.ip6`/`net.gw6` from the command line): ICMP echo to the gateway on
+/// both, then a TCP exchange with the host over IPv6 (the host listens on
+/// `[::1]:PORT`, which the user network shows the guest as `[fec0::2]:PORT`).
+pub fn v6(port: &str) -> i32 {
+    use bareflow_kernel::net;
+    let n = match net::netif(Duration::from_secs(5)) {
+        Ok(n) => n,
+        Err(e) => {
+            println!("net6: {e}");
+            return 1;
+        }
+    };
+    let t0 = Instant::now();
+    while n.stats().ipv4.is_none() && t0.elapsed() < Duration::from_secs(10) {
+        task::sleep(Duration::from_millis(20));
+    }
+    let mut ok = true;
+    for dst in ["10.0.2.2", "fec0::2"] {
+        let ip: core::net::IpAddr = dst.parse().expect("a literal address");
+        // The first echo may wait for ARP/NDP; give it three tries.
+        let r = (0..3).find_map(|_| net::ping(ip, Duration::from_secs(2)).ok());
+        match r {
+            Some(rtt) => println!("net6: ping {dst}: reply in {} us", rtt.as_micros()),
+            None => {
+                println!("net6: ping {dst}: no reply");
+                ok = false;
+            }
+        }
+    }
+    let addr = alloc::format!("[fec0::2]:{port}");
+    match bareflow_kernel::net::TcpStream::connect(&addr) {
+        Ok(mut s) => {
+            let msg = b"hello over IPv6\n";
+            let mut back = [0u8; 64];
+            let r = s.write_all(msg).and_then(|()| s.flush()).and_then(|()| {
+                let mut got = 0;
+                while got < msg.len() {
+                    match s.read(&mut back[got..])? {
+                        0 => break,
+                        k => got += k,
+                    }
+                }
+                Ok(got)
+            });
+            match r {
+                Ok(k) => println!("net6: tcp {addr}: echoed {:?}", String::from_utf8_lossy(&back[..k])),
+                Err(e) => {
+                    println!("net6: tcp {addr}: {e}");
+                    ok = false;
+                }
+            }
+        }
+        Err(e) => {
+            println!("net6: tcp connect {addr}: {e}");
+            ok = false;
+        }
+    }
+    println!("net6: {}", if ok { "ok" } else { "FAILED" });
+    if ok { 0 } else { 1 }
+}

@@ -11,7 +11,7 @@
 //! IPv6 link-local from the MAC address.
 mod socket;
 
-pub use socket::{poll, NetError, PollHandle, Readiness, TcpListener, TcpStream, UdpSocket};
+pub use socket::{ping, poll, NetError, PollHandle, Readiness, TcpListener, TcpStream, UdpSocket};
 
 use crate::sync::{Condvar, Mutex};
 use crate::task;
@@ -183,6 +183,15 @@ impl NetIf {
             }
             None => Some(sockets.add(dhcpv4::Socket::new())),
         };
+        if let Some((cidr, gw)) = static_ipv6() {
+            iface.update_ip_addrs(|a| {
+                let _ = a.push(IpCidr::Ipv6(cidr));
+            });
+            if let Some(gw) = gw {
+                let _ = iface.routes_mut().add_default_ipv6_route(gw);
+            }
+            log::info!("net0: static {cidr}");
+        }
         let forced = match crate::env::kernel_option("bareflow.net.poll") {
             Some("on") => Some(Mode::War),
             Some("off") => Some(Mode::Peace),
@@ -321,6 +330,17 @@ fn static_ipv4() -> Option<(Ipv4Cidr, Option<Ipv4Address>)> {
     let ip = crate::env::kernel_option("net.ip").or_else(|| crate::env::var_static("net.ip"))?;
     let cidr: Ipv4Cidr = ip.parse().ok()?;
     let gw = crate::env::kernel_option("net.gw").or_else(|| crate::env::var_static("net.gw")).and_then(|g| g.parse().ok());
+    Some((cidr, gw))
+}
+
+/// `net.ip6=ADDR/LEN` and `net.gw6=ADDR` (QEMU's user network: `fec0::15/64`, gateway `fec0::2`).
+fn static_ipv6() -> Option<(smoltcp::wire::Ipv6Cidr, Option<Ipv6Address>)> {
+    let ip = crate::env::kernel_option("net.ip6").or_else(|| crate::env::var_static("net.ip6"))?;
+    let Ok(cidr) = ip.parse::<smoltcp::wire::Ipv6Cidr>() else {
+        log::warn!("net.ip6={ip}: not an IPv6 address with a prefix length (e.g. fec0::15/64); ignored");
+        return None;
+    };
+    let gw = crate::env::kernel_option("net.gw6").or_else(|| crate::env::var_static("net.gw6")).and_then(|g| g.parse().ok());
     Some((cidr, gw))
 }
 

@@ -505,3 +505,72 @@ pub fn poll(handles: &[(PollHandle, bool, bool)], timeout: Option<Duration>) -> 
         st = net.changed.wait_timeout(st, wait).0;
     }
 }
+
+/// Sends one ICMP echo request (ICMPv4 or ICMPv6) to `dst` and waits up to
+/// `timeout` for the matching reply; returns the round-trip time.
+pub fn ping(dst: core::net::IpAddr, timeout: Duration) -> Result<Duration, NetError> {
+    use smoltcp::phy::ChecksumCapabilities;
+    use smoltcp::socket::icmp;
+    use smoltcp::wire::{IpAddress, Icmpv4Packet, Icmpv4Repr, Icmpv6Packet, Icmpv6Repr};
+    const DATA: &[u8] = b"bareflow ping";
+    let net = netif(DEVICE_DEADLINE)?;
+    let ident = (bareflow_hal::cpu::rdtsc() as u16) | 1;
+    let seq_no = 1;
+    let to: IpAddress = dst.into();
+    let caps = ChecksumCapabilities::default();
+    let handle = {
+        let mut guard = net.stack.lock();
+        let st = &mut *guard;
+        let buf = || icmp::PacketBuffer::new(alloc::vec![icmp::PacketMetadata::EMPTY; 4], alloc::vec![0u8; 1024]);
+        let mut s = icmp::Socket::new(buf(), buf());
+        s.bind(icmp::Endpoint::Ident(ident)).map_err(|_| NetError::Stack("cannot bind an ICMP socket"))?;
+        let src6 = match to {
+            IpAddress::Ipv6(d) => Some(st.iface.get_source_address_ipv6(&d)),
+            IpAddress::Ipv4(_) => None,
+        };
+        let h = st.sockets.add(s);
+        let s = st.sockets.get_mut::<icmp::Socket>(h);
+        let sent = match (to, src6) {
+            (IpAddress::Ipv4(_), _) => {
+                let repr = Icmpv4Repr::EchoRequest { ident, seq_no, data: DATA };
+                s.send(repr.buffer_len(), to).map(|b| repr.emit(&mut Icmpv4Packet::new_unchecked(b), &caps))
+            }
+            (IpAddress::Ipv6(d), Some(src)) => {
+                let repr = Icmpv6Repr::EchoRequest { ident, seq_no, data: DATA };
+                s.send(repr.buffer_len(), to).map(|b| repr.emit(&src, &d, &mut Icmpv6Packet::new_unchecked(b), &caps))
+            }
+            (IpAddress::Ipv6(_), None) => unreachable!("an IPv6 destination has a source"),
+        };
+        if sent.is_err() {
+            st.sockets.remove(h);
+            return Err(NetError::Stack("cannot queue the echo request"));
+        }
+        h
+    };
+    net.kick();
+    let t0 = crate::time::monotonic_nanos();
+    let r = block(&net, deadline_of(Some(timeout)), |st| {
+        let local6 = match to {
+            IpAddress::Ipv6(d) => Some(st.iface.get_source_address_ipv6(&d)),
+            IpAddress::Ipv4(_) => None,
+        };
+        let s = st.sockets.get_mut::<icmp::Socket>(handle);
+        while let Ok((data, from)) = s.recv() {
+            let matched = match (from, local6) {
+                (IpAddress::Ipv4(_), _) => Icmpv4Packet::new_checked(data)
+                    .and_then(|p| Icmpv4Repr::parse(&p, &caps))
+                    .is_ok_and(|r| matches!(r, Icmpv4Repr::EchoReply { ident: i, seq_no: q, data: d } if i == ident && q == seq_no && d == DATA)),
+                (IpAddress::Ipv6(f), Some(l)) => Icmpv6Packet::new_checked(data)
+                    .and_then(|p| Icmpv6Repr::parse(&f, &l, &p, &caps))
+                    .is_ok_and(|r| matches!(r, Icmpv6Repr::EchoReply { ident: i, seq_no: q, data: d } if i == ident && q == seq_no && d == DATA)),
+                _ => false,
+            };
+            if matched && from == to {
+                return Some(Ok(Duration::from_nanos(crate::time::monotonic_nanos() - t0)));
+            }
+        }
+        None
+    });
+    net.stack.lock().sockets.remove(handle);
+    r
+}
