@@ -2,13 +2,11 @@
 //! W^X code pages from `bareflow-hal` (the kernel's pages in the image,
 //! `mmap`/`mprotect` hosted), and the stats dump.
 extern crate alloc;
-use alloc::sync::Arc;
 
 #[allow(unused_imports)] // hosted, std's prelude already has these
 use bareflow_sys::prelude::*;
 
 use bareflow_jit::engine::LlmJit;
-use bareflow_jit::{ExecAlloc, ExecError, ExecMemory};
 use bareflow_llm::Transformer;
 use bareflow_llm::profile::Hooks;
 
@@ -83,86 +81,4 @@ pub fn finish(mode: Mode, stats: bool, model: &Transformer<'_>) -> Result<(), St
     Ok(())
 }
 
-/// Places code in fresh W^X pages of the platform.
-struct CodeAlloc;
-
-#[cfg(not(target_os = "none"))]
-mod backend {
-    use super::*;
-    use bareflow_hal::hosted_exec::{CodePages, HostExecError, HostProt};
-
-    pub fn cycles() -> u64 {
-        bareflow_hal::hosted_exec::rdtsc()
-    }
-
-    fn map(e: HostExecError) -> ExecError {
-        match e {
-            HostExecError::WriteAndExecute => ExecError::WriteAndExecute,
-            HostExecError::AccessDenied => ExecError::AccessDenied,
-            HostExecError::BadSize => ExecError::BadSize,
-            HostExecError::Os(n) => ExecError::Os(n),
-        }
-    }
-
-    struct Code(CodePages);
-
-    impl ExecMemory for Code {
-        fn call(&self, offset: usize, args: [u64; 6]) -> Result<u64, ExecError> {
-            self.0.call(offset, args).map_err(map)
-        }
-        fn len(&self) -> usize {
-            self.0.len()
-        }
-    }
-
-    impl ExecAlloc for CodeAlloc {
-        fn place(&self, code: &[u8]) -> Result<Arc<dyn ExecMemory>, ExecError> {
-            let mut p = CodePages::alloc(code.len()).map_err(map)?;
-            p.as_mut_slice().map_err(map)?[..code.len()].copy_from_slice(code);
-            p.protect(HostProt::ReadExec).map_err(map)?;
-            Ok(Arc::new(Code(p)))
-        }
-    }
-}
-
-#[cfg(target_os = "none")]
-mod backend {
-    use super::*;
-    use bareflow_hal::mm::{MapError, Pages, Prot};
-
-    pub fn cycles() -> u64 {
-        bareflow_hal::cpu::rdtsc()
-    }
-
-    fn map(e: MapError) -> ExecError {
-        match e {
-            MapError::WriteAndExecute => ExecError::WriteAndExecute,
-            MapError::OutOfMemory => ExecError::OutOfMemory,
-            MapError::BadSize => ExecError::BadSize,
-            _ => ExecError::AccessDenied,
-        }
-    }
-
-    struct Code(Pages);
-
-    impl ExecMemory for Code {
-        fn call(&self, offset: usize, args: [u64; 6]) -> Result<u64, ExecError> {
-            self.0.call(offset as u64, args).map_err(map)
-        }
-        fn len(&self) -> usize {
-            self.0.len() as usize
-        }
-    }
-
-    impl ExecAlloc for CodeAlloc {
-        fn place(&self, code: &[u8]) -> Result<Arc<dyn ExecMemory>, ExecError> {
-            let pages = (code.len() as u64).div_ceil(4096);
-            let mut p = Pages::alloc(pages, Prot::ReadWrite).map_err(map)?;
-            p.as_mut_slice().map_err(map)?[..code.len()].copy_from_slice(code);
-            p.protect(Prot::ReadExec).map_err(map)?;
-            Ok(Arc::new(Code(p)))
-        }
-    }
-}
-
-use backend::cycles;
+use bareflow_jit::platform::{CodeAlloc, cycles};

@@ -8,47 +8,14 @@
 //! that every call streams its weights from memory, as inference does.
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use bareflow_hal::hosted_exec::{CodePages, HostExecError, HostProt};
+use bareflow_jit::platform::CodeAlloc as HostAlloc;
 use bareflow_jit::engine::{Rng, check_matvec, isa_for};
-use bareflow_jit::{ExecAlloc, ExecError, ExecMemory, MatvecKernel, MatvecSpec, Program, Q8Kernel, Q8Spec};
+use bareflow_jit::{MatvecKernel, MatvecSpec, Program, Q8Kernel, Q8Spec};
 use bareflow_llm::kernels::KernelSet;
 use bareflow_llm::r#gen::{Shape, random_checkpoint, random_tokenizer};
-
-fn map(e: HostExecError) -> ExecError {
-    match e {
-        HostExecError::WriteAndExecute => ExecError::WriteAndExecute,
-        HostExecError::AccessDenied => ExecError::AccessDenied,
-        HostExecError::BadSize => ExecError::BadSize,
-        HostExecError::Os(n) => ExecError::Os(n),
-    }
-}
-
-struct Code(CodePages);
-
-impl ExecMemory for Code {
-    fn call(&self, offset: usize, args: [u64; 6]) -> Result<u64, ExecError> {
-        self.0.call(offset, args).map_err(map)
-    }
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-}
-
-/// Hosted W^X code pages.
-struct HostAlloc;
-
-impl ExecAlloc for HostAlloc {
-    fn place(&self, code: &[u8]) -> Result<Arc<dyn ExecMemory>, ExecError> {
-        let mut p = CodePages::alloc(code.len()).map_err(map)?;
-        p.as_mut_slice().map_err(map)?[..code.len()].copy_from_slice(code);
-        p.protect(HostProt::ReadExec).map_err(map)?;
-        Ok(Arc::new(Code(p)))
-    }
-}
 
 fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).map(String::as_str)

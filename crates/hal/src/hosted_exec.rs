@@ -147,14 +147,18 @@ impl CodePages {
     /// `mm::Pages::call`, with the same verified-code contract (only code that
     /// was generated for fixed shapes and checked is flipped and called, and
     /// the pointers in `args` satisfy that code's contract).
-    pub fn call(&self, offset: usize, args: [u64; 6]) -> Result<u64, HostExecError> {
+    ///
+    /// # Safety
+    /// As for `mm::Pages::call`: the bytes at `offset` must be a function of
+    /// this ABI whose contract `args` meet.
+    pub unsafe fn call(&self, offset: usize, args: [u64; 6]) -> Result<u64, HostExecError> {
         if self.prot != HostProt::ReadExec || offset >= self.len {
             return Err(HostExecError::AccessDenied);
         }
         type Entry = extern "sysv64" fn(u64, u64, u64, u64, u64, u64) -> u64;
         // SAFETY: `addr + offset` lies inside our mapping, which is read-execute
-        // (checked above) and stays mapped while `self` is borrowed. What the
-        // code does is the verified-code contract described above.
+        // (checked above) and stays mapped while `self` is borrowed; what the
+        // code does is the caller's obligation (this fn's `# Safety`).
         let f: Entry = unsafe { core::mem::transmute::<usize, Entry>(self.addr + offset) };
         Ok(f(args[0], args[1], args[2], args[3], args[4], args[5]))
     }

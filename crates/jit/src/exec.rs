@@ -47,10 +47,14 @@ impl fmt::Display for ExecError {
 /// Read-execute pages holding generated code.
 pub trait ExecMemory: Send + Sync {
     /// Calls the code at `offset` with the System V ABI, six integer
-    /// arguments and one integer result. The arguments must satisfy the
-    /// contract of the code at `offset` (for a [`MatvecKernel`], its `run`
-    /// makes sure of that).
-    fn call(&self, offset: usize, args: [u64; 6]) -> Result<u64, ExecError>;
+    /// arguments and one integer result.
+    ///
+    /// # Safety
+    /// The bytes at `offset` must be a function of that ABI, and `args` must
+    /// meet its contract (pointers valid for everything it reads and writes).
+    /// For code this crate generated, the kernels' `run` methods check that.
+    #[allow(unsafe_code)] // the contract is declared here; `run` discharges it
+    unsafe fn call(&self, offset: usize, args: [u64; 6]) -> Result<u64, ExecError>;
     /// Length of the mapping in bytes.
     fn len(&self) -> usize;
     /// Whether the mapping is empty (never, for a placed program).
@@ -61,7 +65,14 @@ pub trait ExecMemory: Send + Sync {
 
 /// A source of executable memory: copies code into fresh writable pages,
 /// flips them to read-execute and hands them back.
-pub trait ExecAlloc {
+///
+/// # Safety
+/// `place(code)` must return memory whose bytes from offset 0 are exactly
+/// `code`, executable and unchanging for as long as the returned value
+/// lives: the kernels enter it at the offsets the code was generated for.
+/// [`crate::platform::CodeAlloc`] is the implementation to use.
+#[allow(unsafe_code)] // implementers promise what `place` returns
+pub unsafe trait ExecAlloc {
     /// Places `code`.
     fn place(&self, code: &[u8]) -> Result<Arc<dyn ExecMemory>, ExecError>;
 }
@@ -191,7 +202,14 @@ impl MatvecKernel {
             return Ok(());
         }
         let args = [out.as_mut_ptr() as u64, x.as_ptr() as u64, w.as_ptr() as u64, out.len() as u64, 0, 0];
-        self.mem.call(self.offset, args).map(|_| ())
+        // SAFETY: a `MatvecKernel` is only made by `Program::place` from code
+        // that `matvec::generate` emitted for `self.spec` at `self.offset`: it
+        // reads `cols` floats of `x`, `rows * cols` of `w`, writes `rows` of
+        // `out`, touches nothing else and returns (no calls out, no stack).
+        // The lengths were asserted above.
+        #[allow(unsafe_code)]
+        let r = unsafe { self.mem.call(self.offset, args) };
+        r.map(|_| ())
     }
 }
 
@@ -239,6 +257,12 @@ impl Q8Kernel {
             return Ok(());
         }
         let args = [out.as_mut_ptr() as u64, qw.as_ptr() as u64, sw.as_ptr() as u64, qx.as_ptr() as u64, sx.as_ptr() as u64, rows as u64];
-        self.mem.call(self.offset, args).map(|_| ())
+        // SAFETY: as for `MatvecKernel::run`: code `q8::generate` emitted for
+        // `self.spec`, reading `rows * cols` of `qw`, `rows * groups` of `sw`,
+        // `cols` of `qx`, `groups` of `sx`, writing `rows` of `out` (all
+        // asserted above).
+        #[allow(unsafe_code)]
+        let r = unsafe { self.mem.call(self.offset, args) };
+        r.map(|_| ())
     }
 }

@@ -6,8 +6,11 @@
 //!   a small kernel description into x86-64 code and entry offsets; placing
 //!   the code in memory and calling it is the job of an [`ExecAlloc`] the
 //!   caller hands in (the kernel's W^X pages in the image, `mmap`/`mprotect`
-//!   when hosted; both live in `bareflow-hal`). So this crate has no `unsafe`
-//!   and does not know whether it runs in the image or on Linux.
+//!   when hosted; both live in `bareflow-hal`, and [`platform::CodeAlloc`]
+//!   wraps them). Entering generated code is the one `unsafe` operation:
+//!   [`ExecMemory::call`] is an `unsafe fn`, and only the kernels' `run`
+//!   methods call it, for code this crate generated for the dims they assert.
+//!   `unsafe` is denied everywhere else in the crate.
 //! - Generated code is simple by construction: no calls out, no stack, only
 //!   caller-saved registers, memory reached only through the argument
 //!   pointers at displacements bounded by the shape it was made for. The safe
@@ -18,13 +21,14 @@
 //! - Encoder: `iced-x86` (VEX encodings for AVX2+FMA; cranelift 0.135 only
 //!   has 128-bit vectors, which would halve the lanes of the kernels we beat).
 #![no_std]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 extern crate alloc;
 
 pub mod engine;
 pub mod exec;
 pub mod matvec;
+pub mod platform;
 pub mod q8;
 
 use alloc::string::String;

@@ -2,43 +2,12 @@
 //! placed in real hosted W^X pages; refusals of impossible shapes.
 use std::sync::Arc;
 
-use bareflow_hal::hosted_exec::{CodePages, HostExecError, HostProt};
 use bareflow_jit::engine::{LlmJit, Rng, check_matvec, check_q8};
-use bareflow_jit::{ExecAlloc, ExecError, ExecMemory, Isa, JitError, MatvecSpec, Program, Q8Spec};
+use bareflow_jit::platform::CodeAlloc as HostAlloc;
+use bareflow_jit::{ExecAlloc, ExecError, Isa, JitError, MatvecSpec, Program, Q8Spec};
 use bareflow_llm::kernels::KernelSet;
 use bareflow_llm::profile::{Op, OpStats, Specialiser};
 use bareflow_llm::KernelKind;
-
-struct Hosted(CodePages);
-
-fn map(e: HostExecError) -> ExecError {
-    match e {
-        HostExecError::WriteAndExecute => ExecError::WriteAndExecute,
-        HostExecError::AccessDenied => ExecError::AccessDenied,
-        HostExecError::BadSize => ExecError::BadSize,
-        HostExecError::Os(n) => ExecError::Os(n),
-    }
-}
-
-impl ExecMemory for Hosted {
-    fn call(&self, offset: usize, args: [u64; 6]) -> Result<u64, ExecError> {
-        self.0.call(offset, args).map_err(map)
-    }
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-}
-
-struct HostAlloc;
-
-impl ExecAlloc for HostAlloc {
-    fn place(&self, code: &[u8]) -> Result<Arc<dyn ExecMemory>, ExecError> {
-        let mut p = CodePages::alloc(code.len()).map_err(map)?;
-        p.as_mut_slice().map_err(map)?[..code.len()].copy_from_slice(code);
-        p.protect(HostProt::ReadExec).map_err(map)?;
-        Ok(Arc::new(Hosted(p)))
-    }
-}
 
 fn sets() -> Vec<(KernelSet, Isa)> {
     [(KernelKind::Avx2, Isa::Avx2Fma), (KernelKind::Sse2, Isa::Sse2)]

@@ -3,35 +3,12 @@
 //! with the swap after a warm-up and with generated kernels from the start.
 use std::sync::Arc;
 
-use bareflow_hal::hosted_exec::{CodePages, HostProt, rdtsc};
+use bareflow_jit::platform::{CodeAlloc as HostAlloc, cycles as rdtsc};
 use bareflow_jit::engine::LlmJit;
-use bareflow_jit::{ExecAlloc, ExecError, ExecMemory};
 use bareflow_llm::checkpoint::aligned;
 use bareflow_llm::kernels::{KernelKind, KernelSet};
 use bareflow_llm::profile::{Hooks, Op};
 use bareflow_llm::{Checkpoint, Sampler, Sequential, Tokenizer, Transformer, WeightMode, generate};
-
-struct Code(CodePages);
-
-impl ExecMemory for Code {
-    fn call(&self, offset: usize, args: [u64; 6]) -> Result<u64, ExecError> {
-        self.0.call(offset, args).map_err(|_| ExecError::AccessDenied)
-    }
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-}
-
-struct HostAlloc;
-
-impl ExecAlloc for HostAlloc {
-    fn place(&self, code: &[u8]) -> Result<Arc<dyn ExecMemory>, ExecError> {
-        let mut p = CodePages::alloc(code.len()).map_err(|_| ExecError::OutOfMemory)?;
-        p.as_mut_slice().map_err(|_| ExecError::AccessDenied)?[..code.len()].copy_from_slice(code);
-        p.protect(HostProt::ReadExec).map_err(|_| ExecError::AccessDenied)?;
-        Ok(Arc::new(Code(p)))
-    }
-}
 
 fn models() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models")

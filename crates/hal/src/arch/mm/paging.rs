@@ -353,15 +353,19 @@ impl Pages {
     /// and the callers above hal only flip code they verified: a signed
     /// payload after its signature and structure checks, or JIT output that
     /// was generated for fixed shapes and checked against the portable kernel.
-    /// Pointers passed in `args` must satisfy the generated code's contract.
-    pub fn call(&self, offset: u64, args: [u64; 6]) -> Result<u64, MapError> {
+    ///
+    /// # Safety
+    /// The bytes at `offset` must be a function of this ABI and `args` must
+    /// meet its contract: whatever it reads and writes through them must be
+    /// valid for it, and it must return. Nothing here can check that.
+    pub unsafe fn call(&self, offset: u64, args: [u64; 6]) -> Result<u64, MapError> {
         if self.prot != Prot::ReadExec || offset >= self.len() {
             return Err(MapError::AccessDenied);
         }
         let entry = self.start + offset;
         // SAFETY: `entry` lies inside pages we own that are mapped RX (checked
-        // above) and stay mapped while `self` is borrowed. What the code does
-        // is the verified-code contract described above.
+        // above) and stay mapped while `self` is borrowed; what the code does
+        // is the caller's obligation (this fn's `# Safety`).
         let f: extern "sysv64" fn(u64, u64, u64, u64, u64, u64) -> u64 =
             unsafe { core::mem::transmute::<u64, extern "sysv64" fn(u64, u64, u64, u64, u64, u64) -> u64>(entry) };
         Ok(f(args[0], args[1], args[2], args[3], args[4], args[5]))
