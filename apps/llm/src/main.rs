@@ -181,7 +181,7 @@ fn run(o: &Options) -> Result<(), String> {
         None => KernelSet::best(),
     };
     let mode = if o.int8 { WeightMode::Q8 } else { WeightMode::F32 };
-    let mut model = Transformer::new(&ckpt, kernels, mode);
+    let mut model = Transformer::try_new(&ckpt, kernels, mode).map_err(|e| e.to_string())?;
     model.set_hooks(jit::hooks(o.jit));
     let mut sampler = Sampler::new(o.temperature, o.topp, o.seed);
     with_parallel(o.threads, &mut |par| {

@@ -32,7 +32,7 @@ pub mod tokenizer;
 pub use checkpoint::{AlignedBytes, Checkpoint, CheckpointError, Config};
 pub use generate::{GenerateError, Generation, generate};
 pub use kernels::{KernelKind, KernelSet};
-pub use model::{Transformer, WeightMode};
+pub use model::{StateError, Transformer, WeightMode};
 pub use parallel::{Parallel, Sequential};
 pub use sampler::Sampler;
 pub use tokenizer::{Tokenizer, TokenizerError};

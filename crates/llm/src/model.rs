@@ -104,9 +104,75 @@ pub struct Transformer<'a> {
     hooks: Hooks,
 }
 
+/// The run state a checkpoint asks for does not fit in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateError {
+    /// Layers.
+    pub n_layers: usize,
+    /// Context length the checkpoint declares.
+    pub seq_len: usize,
+    /// Key/value width.
+    pub kv_dim: usize,
+    /// Attention heads.
+    pub n_heads: usize,
+}
+
+impl core::fmt::Display for StateError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let bytes = (self.n_layers as u128) * (self.seq_len as u128) * (self.kv_dim as u128) * 8;
+        write!(
+            f,
+            "the checkpoint's KV cache ({} layers x seq_len {} x kv_dim {} x 2 x 4 bytes = {} MiB) does not fit in memory; \
+             the header's seq_len may be corrupt, or give the guest more memory",
+            self.n_layers,
+            self.seq_len,
+            self.kv_dim,
+            bytes >> 20
+        )
+    }
+}
+
+impl core::error::Error for StateError {}
+
 impl<'a> Transformer<'a> {
     /// Builds the model from a parsed checkpoint (converting to int8 in `Q8` mode).
+    ///
+    /// # Panics
+    /// If the run state (KV cache and attention scores, sized by the
+    /// checkpoint's `seq_len`) cannot be allocated; [`Transformer::try_new`]
+    /// says so as an error instead, for checkpoints from outside.
     pub fn new(ckpt: &Checkpoint<'a>, kernels: KernelSet, mode: WeightMode) -> Self {
+        match Self::try_new(ckpt, kernels, mode) {
+            Ok(t) => t,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// [`Transformer::new`], with an error when the run state does not fit
+    /// in memory (its size overflows, or the allocator refuses it).
+    pub fn try_new(ckpt: &Checkpoint<'a>, kernels: KernelSet, mode: WeightMode) -> Result<Self, StateError> {
+        let c = ckpt.config;
+        let too_big = || StateError { n_layers: c.n_layers, seq_len: c.seq_len, kv_dim: c.kv_dim(), n_heads: c.n_heads };
+        let cache = c.n_layers.checked_mul(c.seq_len).and_then(|n| n.checked_mul(c.kv_dim())).ok_or_else(too_big)?;
+        let att = c.n_heads.checked_mul(c.seq_len).ok_or_else(too_big)?;
+        let zeros = |n: usize| -> Result<Vec<f32>, StateError> {
+            let mut v = Vec::new();
+            v.try_reserve_exact(n).map_err(|_| too_big())?;
+            v.resize(n, 0.0);
+            Ok(v)
+        };
+        let (key_cache, value_cache, att) = (zeros(cache)?, zeros(cache)?, zeros(att)?);
+        Ok(Self::with_state(ckpt, kernels, mode, key_cache, value_cache, att))
+    }
+
+    fn with_state(
+        ckpt: &Checkpoint<'a>,
+        kernels: KernelSet,
+        mode: WeightMode,
+        key_cache: Vec<f32>,
+        value_cache: Vec<f32>,
+        att: Vec<f32>,
+    ) -> Self {
         let c = ckpt.config;
         let (d, h, kv) = (c.dim, c.hidden_dim, c.kv_dim());
         let layers = ckpt
@@ -124,7 +190,6 @@ impl<'a> Transformer<'a> {
                 w3: Mat::new(l.w3, h, d, mode),
             })
             .collect();
-        let cache = c.n_layers * c.seq_len * kv;
         Transformer {
             config: c,
             kernels,
@@ -141,11 +206,11 @@ impl<'a> Transformer<'a> {
             q: vec![0.0; d],
             k: vec![0.0; kv],
             v: vec![0.0; kv],
-            att: vec![0.0; c.n_heads * c.seq_len],
+            att,
             logits: vec![0.0; c.vocab_size],
             rope: vec![[0.0, 0.0]; c.head_size() / 2],
-            key_cache: vec![0.0; cache],
-            value_cache: vec![0.0; cache],
+            key_cache,
+            value_cache,
             qdim: QVector::new(d),
             qhidden: QVector::new(h),
             hooks: Hooks::off(),

@@ -206,3 +206,16 @@ fn generated_models_are_valid() {
     assert_eq!(random_checkpoint_for(&c, 1), bytes);
     assert_ne!(random_checkpoint_for(&c, 2), bytes);
 }
+
+/// A header whose seq_len makes the KV cache far larger than memory (4 TiB
+/// here, from a 40 MiB file): a clear error, not an abort in the allocator.
+#[test]
+fn a_kv_cache_that_cannot_fit_is_an_error() {
+    let c = Config { dim: 2, hidden_dim: 2, n_layers: 1 << 18, n_heads: 1, n_kv_heads: 1, vocab_size: 4, seq_len: 1 << 20, shared_classifier: true };
+    let bytes = random_checkpoint_for(&c, 7);
+    let mut store = None;
+    let ckpt = Checkpoint::parse(aligned(&bytes, &mut store)).expect("a well-formed checkpoint");
+    let e = Transformer::try_new(&ckpt, KernelSet::best(), WeightMode::F32).err().expect("4 TiB of KV cache cannot be allocated");
+    let msg = e.to_string();
+    assert!(msg.contains("KV cache") && msg.contains("seq_len 1048576") && msg.contains("4194304 MiB"), "{msg}");
+}
