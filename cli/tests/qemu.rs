@@ -163,6 +163,7 @@ fn cases() -> Vec<Case> {
         case("bss", "ktest", &["bss"], 0, &["bss: zero"]),
         case("text-write", "ktest", &["text-write"], 102, &["PAGE FAULT", "write", "protection violation"]),
         case("heap-exec", "ktest", &["heap-exec"], 102, &["PAGE FAULT", "instruction fetch"]),
+        case("stack-exec", "ktest", &["stack-exec"], 102, &["PAGE FAULT", "instruction fetch", "protection violation"]),
         case("stack-overflow", "ktest", &["stack-overflow"], 102, &["stack overflow"]),
         case("null-deref", "ktest", &["null"], 102, &["PAGE FAULT", "cr2=0x0000000000000000"]),
         Case {

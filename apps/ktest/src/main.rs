@@ -39,6 +39,7 @@ fn app() -> i32 {
         }
         "text-write" => hal::selftest::write_to_text(),
         "heap-exec" => hal::selftest::jump_to_heap(),
+        "stack-exec" => hal::selftest::jump_to_stack(),
         "null" => hal::selftest::read_null(),
         "stack-overflow" => {
             println!("recursing until the stack runs out...");

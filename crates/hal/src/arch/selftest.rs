@@ -23,6 +23,17 @@ pub fn jump_to_heap() -> ! {
     unreachable!("executing from the heap did not fault");
 }
 
+/// Calls into a buffer on this thread's stack (stacks are read-write,
+/// no-execute): a page fault on instruction fetch.
+pub fn jump_to_stack() -> ! {
+    let code = core::hint::black_box([0xc3u8; 16]); // `ret`
+    let target = code.as_ptr() as u64;
+    // SAFETY: the call faults on the NX stack page before executing anything;
+    // the handler exits the VM.
+    unsafe { core::arch::asm!("call {}", in(reg) target, clobber_abi("C")) };
+    unreachable!("executing from the stack did not fault (buffer at {target:#x})");
+}
+
 /// Reads address 0 (the null page is not mapped).
 pub fn read_null() -> ! {
     let v: u64;
