@@ -324,6 +324,14 @@ impl Suite {
         let gone = AtomicBool::new(false);
         std::thread::scope(|s| {
             let driver = s.spawn(|| {
+                // Stops the guest however this thread ends, a panic included.
+                struct StopOnDrop<'a>(&'a AtomicBool);
+                impl Drop for StopOnDrop<'_> {
+                    fn drop(&mut self) {
+                        self.0.store(true, Ordering::SeqCst);
+                    }
+                }
+                let _stop = StopOnDrop(&stop);
                 let deadline = Instant::now() + ready_within;
                 let result = loop {
                     if gone.load(Ordering::SeqCst) || Instant::now() > deadline {
@@ -334,7 +342,6 @@ impl Suite {
                         _ => std::thread::sleep(Duration::from_millis(200)),
                     }
                 };
-                stop.store(true, Ordering::SeqCst);
                 result
             });
             let timed = self.timed(guest, "httpd: serving", &stop);
