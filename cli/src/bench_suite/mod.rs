@@ -333,7 +333,7 @@ impl Suite {
                 }
                 let _stop = StopOnDrop(&stop);
                 let deadline = Instant::now() + ready_within;
-                let result = loop {
+                loop {
                     if gone.load(Ordering::SeqCst) || Instant::now() > deadline {
                         break None;
                     }
@@ -341,8 +341,7 @@ impl Suite {
                         Ok((200, _)) => break Some(drive(port)),
                         _ => std::thread::sleep(Duration::from_millis(200)),
                     }
-                };
-                result
+                }
             });
             let timed = self.timed(guest, "httpd: serving", &stop);
             gone.store(true, Ordering::SeqCst);
