@@ -190,12 +190,16 @@ pub struct Manifest {
     pub capabilities: u64,
 }
 
-/// A payload whose signature and code hash were checked.
+/// A payload whose signature and code hash were checked. Only
+/// [`Payload::open`] makes one (the private field), so holding one proves
+/// the checks passed: the loader in the hardware layer relies on that.
 #[derive(Debug)]
 pub struct Payload<'a> {
     pub manifest: Manifest,
     pub signer: PublicKey,
     pub elf: &'a [u8],
+    #[allow(dead_code)] // its only job is to be private
+    checked: (),
 }
 
 /// Packs and signs a payload.
@@ -270,7 +274,7 @@ impl<'a> Payload<'a> {
         if missing != 0 {
             return Err(PayloadError::MissingCapabilities { bits: missing });
         }
-        Ok(Payload { manifest, signer, elf })
+        Ok(Payload { manifest, signer, elf, checked: () })
     }
 
     /// Lays the code out at `base`, applies relocations and resolves imports against

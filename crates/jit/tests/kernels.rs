@@ -1,6 +1,5 @@
 //! Generated kernels against the engine's kernels over many random shapes,
 //! placed in real hosted W^X pages; refusals of impossible shapes.
-use std::sync::Arc;
 
 use bareflow_jit::engine::{LlmJit, Rng, check_matvec, check_q8};
 use bareflow_jit::platform::CodeAlloc as HostAlloc;

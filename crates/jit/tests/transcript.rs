@@ -1,7 +1,6 @@
 //! With the JIT on, the engine still reproduces run.c's stories260K
 //! transcripts token for token (models/reference), for every SIMD kernel set,
 //! with the swap after a warm-up and with generated kernels from the start.
-use std::sync::Arc;
 
 use bareflow_jit::platform::{CodeAlloc as HostAlloc, cycles as rdtsc};
 use bareflow_jit::engine::LlmJit;
