@@ -3,7 +3,7 @@
 
 use bareflow_jit::engine::{LlmJit, Rng, check_matvec, check_q8};
 use bareflow_jit::platform::CodeAlloc as HostAlloc;
-use bareflow_jit::{ExecAlloc, ExecError, Isa, JitError, MatvecSpec, Program, Q8Spec};
+use bareflow_jit::{Isa, JitError, MatvecSpec, Program, Q8Spec};
 use bareflow_llm::kernels::KernelSet;
 use bareflow_llm::profile::{Op, OpStats, Specialiser};
 use bareflow_llm::KernelKind;
