@@ -52,7 +52,8 @@ usage: cargo bareflow <command> ...
   llm ...                               the inference engine's commands
   key gen [--name N] | key list         Ed25519 signing keys (images trust every key listed)
   sign FILE [--key N] | verify FILE     detached signatures; verify also checks a signed initfs
-  pack DIR -o OUT [--key N]             pack a folder into a signed initfs";
+  pack DIR -o OUT [--key N]             pack a folder into a signed initfs
+  payload build CRATE [--key N] [-o OUT] [--caps LIST]   a signed code payload (payloads/hello)";
 
 /// Runs one `bareflow` command line (without the program name); returns the process exit code.
 pub fn main_with_args(args: &[String]) -> Result<i32> {

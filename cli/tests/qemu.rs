@@ -87,6 +87,44 @@ struct Case {
     needs_grub: bool,
     /// Pack `files` into an initfs here and boot it with `--initfs`, altered like this.
     initfs: Option<Initfs>,
+    /// Add the example payload (payloads/hello) as `hello.bfp`, signed or altered like this.
+    payload: Option<PayloadVariant>,
+}
+
+/// How a case's payload is made from the built payloads/hello.
+#[derive(Clone, Copy)]
+enum PayloadVariant {
+    /// Signed with the `default` key (which images trust).
+    Signed,
+    /// Signed with a key the image does not trust.
+    UntrustedKey,
+    /// Signed, then one byte of its code flipped.
+    FlippedCode,
+    /// Signed for a kernel ABI version that was retired.
+    RetiredAbi,
+}
+
+/// Packs the built payload ELF as `variant` says into `tmp/NAME-hello.bfp`.
+fn make_payload(variant: PayloadVariant, elf: &Path, tmp: &Path, name: &str) -> Result<PathBuf, String> {
+    use bareflow_abi::payload::{self, Manifest, caps};
+    use bareflow_abi::signature::SecretKey;
+    let elf = std::fs::read(elf).map_err(|e| format!("cannot read {}: {e}", elf.display()))?;
+    let key = match variant {
+        PayloadVariant::UntrustedKey => SecretKey::from_seed([0x77; 32]),
+        _ => bareflow_cli::trust::keys::KeyStore::from_env()
+            .and_then(|s| s.secret(bareflow_cli::trust::keys::DEFAULT_KEY))
+            .map_err(|e| format!("{e:#}"))?,
+    };
+    let abi_version = if matches!(variant, PayloadVariant::RetiredAbi) { 0 } else { payload::ABI_VERSION };
+    let m = Manifest { name: "hello-payload".into(), abi_version, entry: "run".into(), capabilities: caps::CONSOLE | caps::FS_READ | caps::TIME };
+    let mut bytes = payload::build(&m, &elf, &key);
+    if matches!(variant, PayloadVariant::FlippedCode) {
+        let at = bytes.len() - elf.len() + 0x100;
+        bytes[at] ^= 0x40;
+    }
+    let out = tmp.join(format!("{name}-hello.bfp"));
+    std::fs::write(&out, &bytes).map_err(|e| e.to_string())?;
+    Ok(out)
 }
 
 /// How a case's own initfs is made (issue 6: only signed files are read).
@@ -146,6 +184,7 @@ fn case(name: &'static str, app: &'static str, args: &[&'static str], exit: i32,
         check: None,
         needs_grub: false,
         initfs: None,
+        payload: None,
     }
 }
 
@@ -208,6 +247,37 @@ fn cases() -> Vec<Case> {
             ..case("initfs-untrusted-key", "ktest", &["cat", "data.txt"], 103, &["refusing to boot", "which is not trusted"])
         },
         Case { check: Some(avx2_under_tcg), ..case("sse-avx", "ktest", &["cpu"], 0, &["sse2: yes"]) },
+        // Issue 6: signed code payloads (payloads/hello), loaded W^X and run in a fiber.
+        Case {
+            payload: Some(PayloadVariant::Signed),
+            files: vec![("payload-input.txt", "input from the host\n")],
+            ..case(
+                "payload-signed-runs",
+                "ktest",
+                &["payload", "hello.bfp", "14"],
+                0,
+                &[
+                    "hello from a signed payload",
+                    "payload: payload-input.txt has 20 bytes: \"input from the host\"",
+                    "payload: the clock reads",
+                    "payload: `hello-payload` signed by",
+                    "ran: result 43",
+                ],
+            )
+        },
+        Case {
+            payload: Some(PayloadVariant::UntrustedKey),
+            ..case("payload-untrusted-refused", "ktest", &["payload", "hello.bfp", "1"], 3, &["payload refused", "not trusted", "still running after the refusal"])
+        },
+        Case {
+            payload: Some(PayloadVariant::FlippedCode),
+            ..case("payload-tampered-refused", "ktest", &["payload", "hello.bfp", "1"], 3, &["payload refused", "does not match its signed SHA-256", "still running after the refusal"])
+        },
+        Case {
+            payload: Some(PayloadVariant::RetiredAbi),
+            ..case("payload-retired-abi-refused", "ktest", &["payload", "hello.bfp", "1"], 3, &["payload refused", "kernel ABI version 0, which is retired", "still running after the refusal"])
+        },
+
         case("timer", "ktest", &["timer"], 0, &["timer: ok"]),
         // Issue 4: threads, scheduling, timers, sync, task IDs, on 1, 2 and 4 vCPUs.
         Case { cpus: 1, ..case("threads-smp1", "ktest", &["threads"], 0, &["threads: ok", "work ran on cpus [0]"]) },
@@ -1028,6 +1098,8 @@ struct Images {
     ktest: PathBuf,
     llm: PathBuf,
     httpd: PathBuf,
+    /// The shared object of payloads/hello (built only when a case needs it).
+    payload_elf: Option<PathBuf>,
 }
 
 /// The checks every case shares: exit code, expected substrings, the extra check.
@@ -1057,6 +1129,10 @@ fn run_case(c: &Case, images: &Images, tmp: &Path) -> Result<(), String> {
     }
     for (path, guest) in &c.repo_files {
         files.push((bareflow_cli::root::repo_root().join(path), guest.to_string()));
+    }
+    if let Some(v) = c.payload {
+        let elf = images.payload_elf.as_ref().ok_or("the payload was not built")?;
+        files.push((make_payload(v, elf, tmp, c.name)?, "hello.bfp".to_string()));
     }
     if let Via::Peer(peer) = c.via {
         let tcp = free_port()?;
@@ -1271,7 +1347,13 @@ fn main() {
         fatal(format!("cannot create {}: {e}", tmp.display()));
     }
     let httpd = build::build_image("httpd", Profile::Release).unwrap_or_else(|e| fatal(format!("{e:#}")));
-    let images = Images { hello, ktest, llm, httpd };
+    let payload_elf = if selected.iter().any(|c| c.payload.is_some()) {
+        let dir = bareflow_cli::root::repo_root().join("payloads").join("hello");
+        Some(bareflow_cli::trust::payload::build_elf(&dir).map(|(_, so)| so).unwrap_or_else(|e| fatal(format!("{e:#}"))))
+    } else {
+        None
+    };
+    let images = Images { hello, ktest, llm, httpd, payload_elf };
     let queue = Mutex::new(selected.iter().collect::<Vec<_>>().into_iter());
     let results = Mutex::new((0usize, 0usize, 0usize)); // passed, failed, skipped
     std::thread::scope(|s| {

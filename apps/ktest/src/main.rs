@@ -122,6 +122,37 @@ fn app() -> i32 {
         "fs" => diskfs::run(),
         "bench-fs" => diskfs::bench(&args),
         "devices" => devices::run(),
+        "payload" => {
+            let path = args.get(2).map(String::as_str).unwrap_or("hello.bfp");
+            let arg: u64 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(0);
+            let bytes = match bareflow_kernel::fs::read_static(path) {
+                Ok(b) => b,
+                Err(e) => {
+                    println!("payload: {e}");
+                    return 1;
+                }
+            };
+            match bareflow_kernel::payload::run(bytes, arg) {
+                Ok(r) => {
+                    println!(
+                        "payload: `{}` signed by {} ran: result {} ({} KiB mapped, checked and mapped in {} us)",
+                        r.name,
+                        &r.signer[..16],
+                        r.result,
+                        r.mapped / 1024,
+                        r.load_ns / 1000
+                    );
+                    0
+                }
+                Err(e) => {
+                    println!("payload: {e}");
+                    // The kernel goes on: prove it by doing some work after the refusal.
+                    let v: Vec<u64> = (0..1000).collect();
+                    println!("payload: still running after the refusal (sum {})", v.iter().sum::<u64>());
+                    3
+                }
+            }
+        }
         "hang" => loop {
             hal::trap::wait_for_interrupt();
         },

@@ -10,6 +10,7 @@
 //! use, so `cargo bareflow run` works out of the box.
 
 pub mod keys;
+pub mod payload;
 
 use anyhow::{Context, Result, bail};
 use bareflow_abi::initfs::{self, Initfs, InitfsBuilder};
@@ -232,9 +233,9 @@ pub fn pack_main(args: &[String]) -> Result<i32> {
     Ok(0)
 }
 
-/// `bareflow payload ...`: not built yet.
-pub fn payload_main(_args: &[String]) -> Result<i32> {
-    bail!("`payload` is not implemented yet: signed code payloads are planned (issue 6); today only the initfs is signed")
+/// `bareflow payload ...`.
+pub fn payload_main(args: &[String]) -> Result<i32> {
+    payload::main(args)
 }
 
 #[cfg(test)]

@@ -45,6 +45,12 @@ fn refuse(why: fmt::Arguments<'_>) -> ! {
     bareflow_hal::exit::exit(initfs::EXIT_REFUSED)
 }
 
+/// The signing keys this image trusts (embedded at build time): for the
+/// initfs and for code payloads.
+pub fn trusted_keys() -> Result<TrustedKeys, bareflow_abi::signature::SignatureError> {
+    TrustedKeys::parse(TRUSTED_KEYS)
+}
+
 pub(crate) fn init() {
     FILES.call_once(|| {
         let bytes = bareflow_hal::boot::boot_info().module_bytes(0)?;

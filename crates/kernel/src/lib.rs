@@ -20,6 +20,7 @@ pub mod ids;
 pub mod fs;
 #[cfg(feature = "net")]
 pub mod net;
+pub mod payload;
 pub mod process;
 pub mod random;
 pub mod sync;

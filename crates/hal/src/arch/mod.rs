@@ -7,6 +7,7 @@ pub mod cpu;
 pub mod dev;
 pub mod exit;
 pub mod mm;
+pub mod payload;
 pub mod pci;
 pub mod port;
 pub mod selftest;

@@ -314,6 +314,25 @@ impl Pages {
         Ok(())
     }
 
+    /// Changes the rights of the pages covering `offset..offset + len`
+    /// (whole pages). Afterwards the run counts as read-only for
+    /// [`Pages::as_slice`]/[`Pages::as_mut_slice`]/[`Pages::call`] unless every
+    /// page got the same rights: a mixed run is neither writable nor callable
+    /// as a whole.
+    pub(crate) fn protect_range(&mut self, offset: u64, len: u64, prot: Prot) -> Result<(), MapError> {
+        let end = offset.checked_add(len).filter(|&e| e <= self.len() && len > 0).ok_or(MapError::BadSize)?;
+        let start = crate::memmap::align_down(offset, FRAME_SIZE);
+        // SAFETY: we own these frames (inside the run, checked), and `&mut
+        // self` proves no slice of them is borrowed.
+        unsafe { set_range(self.start + start, align_up(end, FRAME_SIZE) - start, prot)? };
+        if start == 0 && align_up(end, FRAME_SIZE) == self.len() {
+            self.prot = prot;
+        } else if self.prot != prot {
+            self.prot = Prot::Read;
+        }
+        Ok(())
+    }
+
     /// The address of the first byte.
     pub fn addr(&self) -> u64 {
         self.start
