@@ -233,6 +233,23 @@ pub fn bench(args: &[String]) -> i32 {
     println!("fsbench: fat_read {:.2} MB/s", dmb / fat_r);
     println!("fsbench: raw_write {:.2} MB/s", dmb / raw_w);
     println!("fsbench: raw_read {:.2} MB/s", dmb / raw_r);
+    // A signed payload, when the bench packed one: check (signature, hash,
+    // ELF, relocations, imports) and map, then the same bytes only read.
+    if let Ok(bytes) = bareflow_kernel::fs::read_static("hello.bfp") {
+        match bareflow_kernel::payload::run(bytes, 1) {
+            Ok(r) => {
+                let t = Instant::now();
+                core::hint::black_box(touch(bytes));
+                let plain = t.elapsed().as_secs_f64() * 1e3;
+                println!("fsbench: payload_load {:.3} ms", r.load_ns as f64 / 1e6);
+                println!("fsbench: payload_plain_read {:.3} ms", plain.max(0.001));
+            }
+            Err(e) => {
+                println!("fsbench: payload: {e}");
+                return 1;
+            }
+        }
+    }
     println!("fsbench: done");
     0
 }
