@@ -198,7 +198,10 @@ impl Tokenizer {
                 }
             }
         }
-        let mut pair = Vec::with_capacity(2 * self.max_token_length + 1);
+        // Sized by the pieces there are, not by the header's `max_token_length`: that is
+        // untrusted (up to i32::MAX), and trusting it asked the allocator for 4 GiB.
+        let longest = self.pieces.iter().map(Vec::len).max().unwrap_or(0);
+        let mut pair = Vec::with_capacity(2 * longest);
         loop {
             let mut best: Option<(f32, u32, usize)> = None;
             for i in 0..tokens.len().saturating_sub(1) {

@@ -124,6 +124,19 @@ fn tokenizer_bytes(pieces: &[&[u8]]) -> Vec<u8> {
     out
 }
 
+/// Fuzz find (fuzz target `tokenizer`, 2026-12-02): a tokenizer whose header claims
+/// `max_token_length` = 2^31 - 1 parsed (its pieces are short), and `encode` then
+/// reserved `2 * max_token_length + 1` bytes, a 4 GiB allocation, which aborts in the
+/// kernel. Encoding must size its buffer by the pieces there are.
+#[test]
+fn huge_max_token_length_does_not_drive_an_allocation() {
+    let mut bytes = tokenizer_bytes(&[b"<unk>", b"<s>", b"</s>", b" ", b"a", b"b", b"ab"]);
+    bytes[..4].copy_from_slice(&i32::MAX.to_le_bytes());
+    let t = Tokenizer::parse(&bytes, 7).unwrap();
+    assert_eq!(t.max_token_length(), i32::MAX as usize);
+    assert_eq!(t.encode("ab", false, false).unwrap(), vec![3, 6]);
+}
+
 #[test]
 fn tokenizer_errors() {
     let bytes = read("tok512.bin");
