@@ -401,10 +401,16 @@ impl<'a> Initfs<'a> {
                 Some((name, _)) => (name, true),
                 None => (rest, false),
             };
+            // A directory's entries are contiguous in path order, so a repeat is always the last one pushed.
             if out.last().is_none_or(|last| last.name != name) {
                 out.push(DirEntry { name, is_dir });
             }
         }
+        // Path order is not name order: `a-b` sorts before `a/x` (`-` < `/`), yet the
+        // directory `a` comes before the file `a-b`. The sort is stable: a name that is a
+        // file and a directory keeps its file entry first, and `dedup` keeps that one.
+        out.sort_by(|x, y| x.name.cmp(y.name));
+        out.dedup_by(|later, first| later.name == first.name);
         (dir.is_empty() || !out.is_empty()).then_some(out)
     }
 

@@ -83,6 +83,23 @@ fn directories_are_implied_by_paths() {
     assert!(fs.is_dir("dir/sub") && fs.is_dir("") && !fs.is_dir("dir/model.bin") && !fs.is_dir("nope"));
 }
 
+/// Found while writing the `initfs` fuzz target's invariants (review, not a fuzzer run):
+/// `read_dir` listed names in full-path order, so a directory `a` came after a file
+/// `a-b` (`-` sorts before `/`), and its documented "sorted and unique" did not hold.
+#[test]
+fn read_dir_is_sorted_by_name_not_by_path() {
+    let mut b = InitfsBuilder::new();
+    for p in ["a-b", "a/x", "a.c", "a0", "a/y/z"] {
+        b.add(p, 0o644, b"").unwrap();
+    }
+    let bytes = b.finish(&key(1));
+    let fs = Initfs::open(&bytes, &trusted()).unwrap();
+    let names: Vec<(&str, bool)> = fs.read_dir("").unwrap().into_iter().map(|e| (e.name, e.is_dir)).collect();
+    assert_eq!(names, vec![("a", true), ("a-b", false), ("a.c", false), ("a0", false)]);
+    let names: Vec<(&str, bool)> = fs.read_dir("a").unwrap().into_iter().map(|e| (e.name, e.is_dir)).collect();
+    assert_eq!(names, vec![("x", false), ("y", true)]);
+}
+
 #[test]
 fn data_is_aligned_and_hash_checked_lazily() {
     let bytes = sample();
