@@ -13,6 +13,7 @@ pub mod accel;
 pub mod baseline;
 pub mod bench;
 pub mod bench_fs;
+pub mod bench_http;
 pub mod bench_suite;
 pub mod bench_tasks;
 pub mod build;
@@ -44,7 +45,9 @@ usage: cargo bareflow <command> ...
                                         the suite: BareFlow beside a Linux guest (boot, footprint, http, llm;
                                         tasks and jit from their last records); table, bench/history/suite/, bench/charts/
   bench suite ROW...                    only these rows of the suite (boot footprint http llm tasks jit)
-  bench footprint|http                  one suite row
+  bench footprint                       one suite row (`bench suite http`: HTTP vs the Linux guest)
+  bench http                            httpd image (governor adaptive/polling/interrupts) vs hosted
+  bench fs                              initfs verify cost, FAT vs raw blocks, payload load
   bench charts                          redraw bench/charts/*.svg from bench/history/suite/
   bench boot|llm|tasks|jit              the BareFlow-only benches (hello boot; engine vs C; ring; JIT)
   baseline linux [--run APP [--machine M] [--mem M] [--net] [-- ARGS]]
@@ -69,7 +72,8 @@ pub fn main_with_args(args: &[String]) -> Result<i32> {
             None => bench_suite::main(rest),
             Some((name, rest)) if name == "suite" => bench_suite::main(rest),
             Some((name, _)) if name == "charts" => bench_suite::write_charts().map(|()| 0),
-            Some((name, _)) if name == "footprint" || name == "http" || name.starts_with("--") => bench_suite::main(rest),
+            Some((name, _)) if name == "footprint" || name.starts_with("--") => bench_suite::main(rest),
+            Some((name, rest)) if name == "http" => bench_http::main(rest),
             Some((name, rest)) if name == "boot" => bench::boot_main(rest),
             Some((name, rest)) if name == "llm" => llm::bench(rest),
             Some((name, rest)) if name == "tasks" => bench_tasks::main(rest),

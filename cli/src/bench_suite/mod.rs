@@ -495,7 +495,7 @@ fn history_row(row: &str) -> Vec<Measure> {
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").context("cannot bind a local TCP port")?;
     Ok(l.local_addr()?.port())
 }
@@ -514,7 +514,7 @@ pub fn parse_http_response(bytes: &[u8]) -> Option<(u16, &[u8])> {
 }
 
 /// `GET path` on 127.0.0.1:port; (status, body).
-fn http_get(port: u16, path: &str) -> Result<(u16, Vec<u8>)> {
+pub(crate) fn http_get(port: u16, path: &str) -> Result<(u16, Vec<u8>)> {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
@@ -579,7 +579,7 @@ pub fn parse_wrk(text: &str) -> Option<Wrk> {
 }
 
 /// Runs wrk (it stops itself after `secs`).
-fn wrk(url: &str, threads: u32, conns: u32, secs: u32) -> Result<Wrk> {
+pub(crate) fn wrk(url: &str, threads: u32, conns: u32, secs: u32) -> Result<Wrk> {
     let out = std::process::Command::new("wrk")
         .args([format!("-t{threads}"), format!("-c{conns}"), format!("-d{secs}s"), "--latency".into(), "--timeout".into(), "5s".into(), url.into()])
         .output()
