@@ -102,6 +102,8 @@ enum PayloadVariant {
     FlippedCode,
     /// Signed for a kernel ABI version that was retired.
     RetiredAbi,
+    /// payloads/handler, signed, as `handler.bfp` (httpd's `/handler`).
+    Handler,
 }
 
 /// Packs the built payload ELF as `variant` says into `tmp/NAME-hello.bfp`.
@@ -116,7 +118,8 @@ fn make_payload(variant: PayloadVariant, elf: &Path, tmp: &Path, name: &str) -> 
             .map_err(|e| format!("{e:#}"))?,
     };
     let abi_version = if matches!(variant, PayloadVariant::RetiredAbi) { 0 } else { payload::ABI_VERSION };
-    let m = Manifest { name: "hello-payload".into(), abi_version, entry: "run".into(), capabilities: caps::CONSOLE | caps::FS_READ | caps::TIME };
+    let name_of = if matches!(variant, PayloadVariant::Handler) { "handler-payload" } else { "hello-payload" };
+    let m = Manifest { name: name_of.into(), abi_version, entry: "run".into(), capabilities: caps::CONSOLE | caps::FS_READ | caps::TIME };
     let mut bytes = payload::build(&m, &elf, &key);
     if matches!(variant, PayloadVariant::FlippedCode) {
         let at = bytes.len() - elf.len() + 0x100;
@@ -506,6 +509,14 @@ fn cases() -> Vec<Case> {
             machine: Some(Machine::Q35),
             ..case("rng-console-pci-q35", "ktest", &["devices"], 0, &["distinct values", "two draws equal: false", "devices: ok"])
         },
+        // Issue 6: httpd loads a signed handler payload from the initfs at start.
+        Case {
+            via: Via::Peer(httpd_handler_peer),
+            payload: Some(PayloadVariant::Handler),
+            mem: "256M",
+            files: vec![("index.html", "served from the image\n")],
+            ..case("httpd-signed-handler", "httpd", &["--port", "80", "--exit-after", "3"], 0, &["/handler is served by the signed payload `handler-payload`"])
+        },
         // Issue 5: the governor under a scripted load, and bad input, against the image.
         Case {
             via: Via::Peer(httpd_governor_peer),
@@ -869,6 +880,20 @@ fn httpd_governor_peer(tcp: u16, _udp: u16) -> Result<(), String> {
     Ok(())
 }
 
+/// httpd in the image serves `/handler` from the signed handler payload it
+/// loaded from the initfs: two calls, each naming the request count.
+fn httpd_handler_peer(tcp: u16, _udp: u16) -> Result<(), String> {
+    wait_for_httpd(tcp)?; // request 1
+    for n in [2, 3] {
+        let body = http_get(tcp, "/handler")?;
+        let want = format!("hello from a signed handler payload: request {n}");
+        if !body.starts_with(&want) {
+            return Err(format!("/handler answered {body:?}, not {want:?}"));
+        }
+    }
+    Ok(())
+}
+
 /// Sends `req` on a new connection and returns what comes back until the
 /// server closes (or `wait` passes).
 fn raw_exchange(tcp: u16, req: &[u8], wait: Duration) -> Result<String, String> {
@@ -1100,6 +1125,8 @@ struct Images {
     httpd: PathBuf,
     /// The shared object of payloads/hello (built only when a case needs it).
     payload_elf: Option<PathBuf>,
+    /// The shared object of payloads/handler (likewise).
+    handler_elf: Option<PathBuf>,
 }
 
 /// The checks every case shares: exit code, expected substrings, the extra check.
@@ -1131,8 +1158,12 @@ fn run_case(c: &Case, images: &Images, tmp: &Path) -> Result<(), String> {
         files.push((bareflow_cli::root::repo_root().join(path), guest.to_string()));
     }
     if let Some(v) = c.payload {
-        let elf = images.payload_elf.as_ref().ok_or("the payload was not built")?;
-        files.push((make_payload(v, elf, tmp, c.name)?, "hello.bfp".to_string()));
+        let (elf, guest) = match v {
+            PayloadVariant::Handler => (images.handler_elf.as_ref(), "handler.bfp"),
+            _ => (images.payload_elf.as_ref(), "hello.bfp"),
+        };
+        let elf = elf.ok_or("the payload was not built")?;
+        files.push((make_payload(v, elf, tmp, c.name)?, guest.to_string()));
     }
     if let Via::Peer(peer) = c.via {
         let tcp = free_port()?;
@@ -1347,13 +1378,13 @@ fn main() {
         fatal(format!("cannot create {}: {e}", tmp.display()));
     }
     let httpd = build::build_image("httpd", Profile::Release).unwrap_or_else(|e| fatal(format!("{e:#}")));
-    let payload_elf = if selected.iter().any(|c| c.payload.is_some()) {
-        let dir = bareflow_cli::root::repo_root().join("payloads").join("hello");
-        Some(bareflow_cli::trust::payload::build_elf(&dir).map(|(_, so)| so).unwrap_or_else(|e| fatal(format!("{e:#}"))))
-    } else {
-        None
+    let build_payload = |name: &str| {
+        let dir = bareflow_cli::root::repo_root().join("payloads").join(name);
+        bareflow_cli::trust::payload::build_elf(&dir).map(|(_, so)| so).unwrap_or_else(|e| fatal(format!("{e:#}")))
     };
-    let images = Images { hello, ktest, llm, httpd, payload_elf };
+    let payload_elf = selected.iter().any(|c| c.payload.is_some_and(|v| !matches!(v, PayloadVariant::Handler))).then(|| build_payload("hello"));
+    let handler_elf = selected.iter().any(|c| matches!(c.payload, Some(PayloadVariant::Handler))).then(|| build_payload("handler"));
+    let images = Images { hello, ktest, llm, httpd, payload_elf, handler_elf };
     let queue = Mutex::new(selected.iter().collect::<Vec<_>>().into_iter());
     let results = Mutex::new((0usize, 0usize, 0usize)); // passed, failed, skipped
     std::thread::scope(|s| {

@@ -244,6 +244,8 @@ fn governor_json(io: Option<net::IoStats>) -> String {
 struct Shared {
     config: Config,
     stats: Stats,
+    /// A signed handler payload (`handler.bfp` under the root), answering `/handler`.
+    handler: Option<bareflow_sys::payload::Handler>,
     stop: AtomicBool,
     addr: SocketAddr,
 }
@@ -272,7 +274,22 @@ impl Server {
             requests: AtomicU64::new(0),
             bad_requests: AtomicU64::new(0),
         };
-        Ok(Server { listener, shared: Arc::new(Shared { config, stats, stop: AtomicBool::new(false), addr }) })
+        let handler = file_path(&config.root, "/handler.bfp").and_then(|p| {
+            if fs::metadata(&p).is_err() {
+                return None;
+            }
+            match bareflow_sys::payload::Handler::load(&p) {
+                Ok(h) => {
+                    bareflow_sys::println!("httpd: /handler is served by the signed payload `{}`", h.name());
+                    Some(h)
+                }
+                Err(e) => {
+                    bareflow_sys::println!("httpd: not loading the handler: {e}");
+                    None
+                }
+            }
+        });
+        Ok(Server { listener, shared: Arc::new(Shared { config, stats, handler, stop: AtomicBool::new(false), addr }) })
     }
 
     /// The address it listens on.
@@ -462,7 +479,7 @@ impl<'a> Connection<'a> {
                         sent_continue = false;
                         self.shared.stats.requests.fetch_add(1, Ordering::Relaxed);
                         let keep_alive = request.keep_alive;
-                        if let Err(end) = respond(&request, config, &self.shared.stats, &mut self.out, &mut self.stream) {
+                        if let Err(end) = respond(&request, config, &self.shared.stats, self.shared.handler.as_ref(), &mut self.out, &mut self.stream) {
                             return end;
                         }
                         let answered = self.shared.stats.requests.load(Ordering::Relaxed);
@@ -555,6 +572,7 @@ fn respond(
     req: &Request<'_>,
     config: &Config,
     stats: &Stats,
+    handler: Option<&bareflow_sys::payload::Handler>,
     out: &mut Vec<u8>,
     stream: &mut TcpStream,
 ) -> Result<(), End> {
@@ -564,6 +582,11 @@ fn respond(
             (Status::OK, "application/json", Body::Owned(stats.snapshot().to_json().into_bytes()))
         }
         (Method::Post, "/echo") => (Status::OK, "application/octet-stream", Body::Borrowed(req.body)),
+        (Method::Get | Method::Head, "/handler") => match handler.map(|h| h.call(stats.requests.load(Ordering::Relaxed))) {
+            Some(Ok((_, reply))) => (Status::OK, "text/plain", Body::Owned(reply)),
+            Some(Err(_)) => (Status::INTERNAL_SERVER_ERROR, "text/plain", Body::Static(b"the handler payload failed\n")),
+            None => (Status::NOT_FOUND, "text/plain", Body::Static(b"no handler payload (pack a signed handler.bfp)\n")),
+        },
         (Method::Get | Method::Head, path) => match file_path(&config.root, path) {
             Some(file) => match fs::read(&file) {
                 Ok(bytes) => (Status::OK, content_type_of(&file), Body::Owned(bytes)),

@@ -36,7 +36,7 @@ pub const MAGIC: [u8; 8] = *b"BFPAYLD\0";
 /// The container version this code reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
 /// The kernel ABI version this kernel exports.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 const FIXED_LEN: usize = 68;
 const MAX_NAME: usize = 64;
 /// Largest loaded image accepted (address span of all segments).
@@ -80,7 +80,9 @@ pub struct AbiVersion {
 pub const COMPAT: &[AbiVersion] = &[
     AbiVersion { version: 0, status: AbiStatus::Retired, exports: &[] },
     AbiVersion { version: 1, status: AbiStatus::Supported, exports: &["bf_write", "bf_exit"] },
-    AbiVersion { version: 2, status: AbiStatus::Current, exports: &["bf_write", "bf_exit", "bf_time_nanos", "bf_read_file"] },
+    AbiVersion { version: 2, status: AbiStatus::Supported, exports: &["bf_write", "bf_exit", "bf_time_nanos", "bf_read_file"] },
+    // 3: `bf_respond`, the reply of a handler payload (httpd's `/handler`).
+    AbiVersion { version: 3, status: AbiStatus::Current, exports: &["bf_write", "bf_exit", "bf_time_nanos", "bf_read_file", "bf_respond"] },
 ];
 
 /// The compatibility-table row for `version`, if it can run.

@@ -43,6 +43,13 @@ pub struct Ran {
     pub result: u64,
 }
 
+/// Replies of the handler calls running now, by the thread that runs each.
+static REPLIES: crate::sync::Mutex<alloc::vec::Vec<(usize, alloc::vec::Vec<u8>)>> = crate::sync::Mutex::new(alloc::vec::Vec::new());
+
+fn thread_key() -> usize {
+    crate::task::current() as *const crate::task::Thread as usize
+}
+
 fn handlers() {
     bareflow_hal::payload::set_handlers(bareflow_hal::payload::Handlers {
         write: crate::console::write_bytes,
@@ -54,7 +61,49 @@ fn handlers() {
             buf[..n].copy_from_slice(&b[..n]);
             Some(b.len())
         },
+        respond: |bytes| {
+            let key = thread_key();
+            let mut r = REPLIES.lock();
+            if let Some((_, v)) = r.iter_mut().find(|(k, _)| *k == key) {
+                v.extend_from_slice(bytes);
+            }
+        },
     });
+}
+
+/// A payload checked and mapped once, called many times (each call in a
+/// fiber of its own), such as an HTTP handler.
+pub struct Handler {
+    loaded: alloc::sync::Arc<bareflow_hal::payload::Loaded>,
+    /// Its manifest's name.
+    pub name: String,
+}
+
+impl Handler {
+    /// Checks and maps the payload in `bytes` (as [`run`] does).
+    pub fn load(bytes: &'static [u8]) -> Result<Handler, PayloadRunError> {
+        handlers();
+        let trusted = crate::fs::trusted_keys().map_err(|e| PayloadRunError::Refused(format!("the image's key list: {e}")))?;
+        let p = Payload::open(bytes, &trusted, caps::ALL).map_err(|e| PayloadRunError::Refused(format!("{e}")))?;
+        let loaded = bareflow_hal::payload::load(&p).map_err(|e| PayloadRunError::Load(format!("{e}")))?;
+        Ok(Handler { loaded: alloc::sync::Arc::new(loaded), name: p.manifest.name.clone() })
+    }
+
+    /// Calls the entry with `arg` in a new fiber; returns its result and
+    /// what it replied through `bf_respond`.
+    pub fn call(&self, arg: u64) -> Result<(u64, alloc::vec::Vec<u8>), PayloadRunError> {
+        let loaded = self.loaded.clone();
+        let h = crate::task::spawn(move || {
+            let key = thread_key();
+            REPLIES.lock().push((key, alloc::vec::Vec::new()));
+            let result = loaded.run(arg);
+            let mut r = REPLIES.lock();
+            let reply = r.iter().position(|(k, _)| *k == key).map(|i| r.swap_remove(i).1).unwrap_or_default();
+            (result, reply)
+        })
+        .map_err(|e| PayloadRunError::Spawn(format!("{e:?}")))?;
+        Ok(h.join())
+    }
 }
 
 /// Checks, maps and runs the payload in `bytes` with `arg`, in its own

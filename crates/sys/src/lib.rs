@@ -26,6 +26,7 @@ pub mod env;
 pub mod fs;
 pub mod io;
 pub mod net;
+pub mod payload;
 pub mod process;
 pub mod random;
 pub mod sync;

@@ -1,4 +1,4 @@
-//! The payload side of BareFlow's exported kernel ABI, version 2
+//! The payload side of BareFlow's exported kernel ABI, version 3
 //! (`bareflow_abi::payload::COMPAT`): safe functions over the kernel's
 //! exports, and the `entry!` macro that names a payload's entry function.
 //!
@@ -19,6 +19,8 @@ mod ffi {
         /// Copies up to `cap` bytes of boot-time file `path` into `buf`;
         /// returns the file's length, or -1 if it does not exist.
         pub fn bf_read_file(path: *const u8, path_len: usize, buf: *mut u8, cap: usize) -> i64;
+        /// Appends `len` bytes at `ptr` to the reply of this handler call.
+        pub fn bf_respond(ptr: *const u8, len: usize);
     }
 }
 
@@ -27,6 +29,13 @@ pub fn write(bytes: &[u8]) {
     // SAFETY: `bytes` is a valid slice for the duration of the call; the
     // kernel only reads `len` bytes from `ptr`.
     unsafe { ffi::bf_write(bytes.as_ptr(), bytes.len()) }
+}
+
+/// Appends `bytes` to the reply of this call (a handler payload's output,
+/// e.g. httpd's `/handler` body).
+pub fn respond(bytes: &[u8]) {
+    // SAFETY: as for `write`.
+    unsafe { ffi::bf_respond(bytes.as_ptr(), bytes.len()) }
 }
 
 /// Nanoseconds since boot.
@@ -52,6 +61,11 @@ pub struct Line {
 }
 
 impl Line {
+    /// The text so far.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
     /// An empty line.
     pub const fn new() -> Line {
         Line { buf: [0; 256], len: 0 }

@@ -31,6 +31,8 @@ pub struct Handlers {
     pub time_nanos: fn() -> u64,
     /// `bf_read_file`: copies a boot-time file into the buffer; its length, or `None`.
     pub read_file: fn(&str, &mut [u8]) -> Option<usize>,
+    /// `bf_respond`: appends to the reply of the handler call running on this thread.
+    pub respond: fn(&[u8]),
 }
 
 static HANDLERS: Once<Handlers> = Once::new();
@@ -53,6 +55,17 @@ extern "sysv64" fn bf_write(ptr: *const u8, len: usize) {
     let bytes = unsafe { core::slice::from_raw_parts(ptr, len) };
     if let Some(h) = HANDLERS.get() {
         (h.write)(bytes);
+    }
+}
+
+extern "sysv64" fn bf_respond(ptr: *const u8, len: usize) {
+    if ptr.is_null() || len > MAX_BUF {
+        return;
+    }
+    // SAFETY: as for `bf_write`: `ptr` points to `len` readable bytes.
+    let bytes = unsafe { core::slice::from_raw_parts(ptr, len) };
+    if let Some(h) = HANDLERS.get() {
+        (h.respond)(bytes);
     }
 }
 
@@ -90,8 +103,9 @@ extern "sysv64" fn bf_read_file(path: *const u8, path_len: usize, buf: *mut u8, 
 /// The export table the loader resolves imports against (every function of
 /// the current ABI; an older payload's imports are checked against its own
 /// version's subset by `bareflow_abi`).
-fn exports() -> [(&'static str, u64); 4] {
+fn exports() -> [(&'static str, u64); 5] {
     [
+        ("bf_respond", bf_respond as *const () as usize as u64),
         ("bf_write", bf_write as *const () as usize as u64),
         ("bf_exit", bf_exit as *const () as usize as u64),
         ("bf_time_nanos", bf_time_nanos as *const () as usize as u64),
