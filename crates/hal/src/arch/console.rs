@@ -64,8 +64,19 @@ pub fn write_fmt(args: fmt::Arguments<'_>) {
     let _ = fmt::Write::write_fmt(&mut Writer, args);
 }
 
-/// Writes without the lock: for fault reports, which may interrupt a writer
-/// that holds it. Output may interleave; it is never lost to a deadlock.
+/// Writes for fault reports, which may interrupt a writer that holds the
+/// lock: waits a bounded time for the lock (another CPU's line finishes
+/// first, so the report is not cut into), then writes with or without it.
+/// Never lost to a deadlock.
 pub fn write_raw(args: fmt::Arguments<'_>) {
+    let mut guard = None;
+    for _ in 0..1_000_000 {
+        if let Some(g) = LOCK.try_lock() {
+            guard = Some(g);
+            break;
+        }
+        core::hint::spin_loop();
+    }
     let _ = fmt::Write::write_fmt(&mut Writer, args);
+    drop(guard);
 }
