@@ -151,7 +151,7 @@ pub fn isa_for(kind: KernelKind) -> Option<Isa> {
     match kind {
         KernelKind::Avx2 => Some(Isa::Avx2Fma),
         KernelKind::Sse2 => Some(Isa::Sse2),
-        KernelKind::Scalar => None,
+        KernelKind::Scalar | KernelKind::Avx512 => None,
     }
 }
 

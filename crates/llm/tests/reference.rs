@@ -101,6 +101,26 @@ fn sampled_transcript_avx2() {
 }
 
 #[test]
+fn greedy_transcript_avx512() {
+    if !available(KernelKind::Avx512) {
+        eprintln!("no AVX-512 (F, BW, VL, DQ, VNNI) here: skipped");
+        return;
+    }
+    let t = transcript("greedy_no_prompt_n256");
+    check(&run(KernelKind::Avx512, WeightMode::F32, 0.0, 0.9, 0, 256, &Sequential), &t);
+}
+
+#[test]
+fn sampled_transcript_avx512() {
+    if !available(KernelKind::Avx512) {
+        eprintln!("no AVX-512 (F, BW, VL, DQ, VNNI) here: skipped");
+        return;
+    }
+    let t = transcript("sample_t1.0_p0.9_s133742_no_prompt_n256");
+    check(&run(KernelKind::Avx512, WeightMode::F32, 1.0, 0.9, 133742, 256, &Sequential), &t);
+}
+
+#[test]
 fn greedy_transcript_with_worker_pool() {
     let (pool, workers) = WorkerPool::new(3);
     let t = transcript("greedy_no_prompt_n256");
@@ -123,7 +143,7 @@ fn simd_logit_error_is_small() {
     let mut store = None;
     let ckpt = Checkpoint::parse(aligned(&bytes, &mut store)).unwrap();
     let mut reference = Transformer::new(&ckpt, KernelSet::scalar(), WeightMode::F32);
-    for kind in [KernelKind::Sse2, KernelKind::Avx2] {
+    for kind in [KernelKind::Sse2, KernelKind::Avx2, KernelKind::Avx512] {
         let Ok(ks) = KernelSet::new(kind) else { continue };
         let mut m = Transformer::new(&ckpt, ks, WeightMode::F32);
         let mut max_err = 0f32;

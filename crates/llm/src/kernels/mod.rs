@@ -27,6 +27,8 @@ pub mod pool;
 pub mod scalar;
 #[cfg(target_arch = "x86_64")]
 mod x86;
+#[cfg(target_arch = "x86_64")]
+mod x86_512;
 
 /// Which kernel implementation to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +39,8 @@ pub enum KernelKind {
     Sse2,
     /// 8-lane AVX2 + FMA, when CPUID and XCR0 allow it.
     Avx2,
+    /// 16-lane AVX-512 (F, BW, VL, DQ, VNNI), when CPUID and XCR0 allow it.
+    Avx512,
 }
 
 impl KernelKind {
@@ -46,15 +50,17 @@ impl KernelKind {
             KernelKind::Scalar => "scalar",
             KernelKind::Sse2 => "sse2",
             KernelKind::Avx2 => "avx2",
+            KernelKind::Avx512 => "avx512",
         }
     }
 
-    /// Parses `scalar`, `sse2` or `avx2`.
+    /// Parses `scalar`, `sse2`, `avx2` or `avx512`.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "scalar" => Some(KernelKind::Scalar),
             "sse2" => Some(KernelKind::Sse2),
             "avx2" => Some(KernelKind::Avx2),
+            "avx512" => Some(KernelKind::Avx512),
             _ => None,
         }
     }
@@ -76,6 +82,9 @@ pub struct CpuFeatures {
     pub sse2: bool,
     /// AVX2 and FMA instructions, and the OS saves YMM state (XCR0 bits 1|2).
     pub avx2_fma: bool,
+    /// AVX-512 F, BW, VL, DQ and VNNI, and the OS saves the opmask and ZMM
+    /// state (XCR0 bits 5-7 as well as 1-2).
+    pub avx512: bool,
 }
 
 impl CpuFeatures {
@@ -93,24 +102,33 @@ impl CpuFeatures {
         let fma = l1.ecx & (1 << 12) != 0;
         let osxsave = l1.ecx & (1 << 27) != 0;
         let avx = l1.ecx & (1 << 28) != 0;
-        let avx2 = l0.eax >= 7 && {
+        let (l7b, l7c) = if l0.eax >= 7 {
             #[allow(unused_unsafe)]
             // SAFETY: leaf 7 exists (max leaf checked just before).
             let l7 = unsafe { __cpuid_count(7, 0) };
-            l7.ebx & (1 << 5) != 0
+            (l7.ebx, l7.ecx)
+        } else {
+            (0, 0)
         };
-        let ymm_state = osxsave && {
+        let avx2 = l7b & (1 << 5) != 0;
+        // F (16), DQ (17), BW (30), VL (31); VNNI is ECX bit 11.
+        let avx512 = l7b & (1 << 16 | 1 << 17 | 1 << 30 | 1 << 31) == (1 << 16 | 1 << 17 | 1 << 30 | 1 << 31) && l7c & (1 << 11) != 0;
+        let xcr0 = if osxsave {
             // SAFETY: OSXSAVE is set, so XGETBV is enabled (CR4.OSXSAVE).
-            let xcr0 = unsafe { xgetbv0() };
-            xcr0 & 0b110 == 0b110
+            unsafe { xgetbv0() }
+        } else {
+            0
         };
-        CpuFeatures { sse2, avx2_fma: fma && avx && avx2 && ymm_state }
+        let ymm_state = xcr0 & 0b110 == 0b110;
+        let zmm_state = xcr0 & 0xe6 == 0xe6;
+        let avx2_fma = fma && avx && avx2 && ymm_state;
+        CpuFeatures { sse2, avx2_fma, avx512: avx2_fma && avx512 && zmm_state }
     }
 
     /// Non-x86 CPUs: only the scalar kernels.
     #[cfg(not(target_arch = "x86_64"))]
     pub fn detect() -> Self {
-        CpuFeatures { sse2: false, avx2_fma: false }
+        CpuFeatures { sse2: false, avx2_fma: false, avx512: false }
     }
 }
 
@@ -134,7 +152,9 @@ impl KernelSet {
     /// The fastest set this CPU supports.
     pub fn best() -> Self {
         let f = CpuFeatures::detect();
-        let kind = if f.avx2_fma {
+        let kind = if f.avx512 {
+            KernelKind::Avx512
+        } else if f.avx2_fma {
             KernelKind::Avx2
         } else if f.sse2 {
             KernelKind::Sse2
@@ -156,6 +176,7 @@ impl KernelSet {
             KernelKind::Scalar => true,
             KernelKind::Sse2 => f.sse2,
             KernelKind::Avx2 => f.avx2_fma,
+            KernelKind::Avx512 => f.avx512,
         };
         if ok { Ok(KernelSet { kind }) } else { Err(Unsupported(kind)) }
     }
@@ -181,6 +202,9 @@ impl KernelSet {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above (AVX2+FMA checked, including XCR0).
             KernelKind::Avx2 => unsafe { x86::matmul_avx2(out, x, w) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above (AVX-512 checked, including XCR0).
+            KernelKind::Avx512 => unsafe { x86_512::matmul_avx512(out, x, w) },
             #[cfg(not(target_arch = "x86_64"))]
             _ => scalar::matmul(out, x, w),
         }
@@ -196,6 +220,9 @@ impl KernelSet {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: CPU support checked when the set was made.
             KernelKind::Avx2 => unsafe { x86::dot_avx2(a, b) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: CPU support checked when the set was made.
+            KernelKind::Avx512 => unsafe { x86_512::dot_avx512(a, b) },
             #[cfg(not(target_arch = "x86_64"))]
             _ => scalar::dot(a, b),
         }
@@ -211,6 +238,9 @@ impl KernelSet {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: CPU support checked when the set was made.
             KernelKind::Avx2 => unsafe { x86::axpy_avx2(out, a, v) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: CPU support checked when the set was made.
+            KernelKind::Avx512 => unsafe { x86_512::axpy_avx512(out, a, v) },
             #[cfg(not(target_arch = "x86_64"))]
             _ => scalar::axpy(out, a, v),
         }
@@ -226,6 +256,14 @@ impl KernelSet {
                 let s = 1.0 / libm::sqrtf(ss / x.len() as f32 + 1e-5);
                 // SAFETY: as above.
                 unsafe { x86::scale_mul_avx2(o, x, w, s) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            KernelKind::Avx512 => {
+                // SAFETY: CPU support checked when the set was made.
+                let ss = unsafe { x86_512::dot_avx512(x, x) };
+                let s = 1.0 / libm::sqrtf(ss / x.len() as f32 + 1e-5);
+                // SAFETY: as above.
+                unsafe { x86_512::scale_mul_avx512(o, x, w, s) }
             }
             _ => scalar::rmsnorm(o, x, w),
         }
@@ -248,6 +286,9 @@ impl KernelSet {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: CPU support checked when the set was made.
             KernelKind::Avx2 => unsafe { x86::softmax_avx2(x) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: CPU support checked when the set was made.
+            KernelKind::Avx512 => unsafe { x86_512::softmax_avx512(x) },
             #[cfg(not(target_arch = "x86_64"))]
             _ => scalar::softmax(x),
         }
@@ -264,6 +305,9 @@ impl KernelSet {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: CPU support checked when the set was made.
             KernelKind::Avx2 => unsafe { x86::swiglu_avx2(hb, hb2) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: CPU support checked when the set was made.
+            KernelKind::Avx512 => unsafe { x86_512::swiglu_avx512(hb, hb2) },
             #[cfg(not(target_arch = "x86_64"))]
             _ => scalar::swiglu(hb, hb2),
         }
@@ -280,6 +324,9 @@ impl KernelSet {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: CPU support checked when the set was made.
             KernelKind::Avx2 => unsafe { x86::rope_avx2(v, cs.as_flattened()) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: CPU support checked when the set was made.
+            KernelKind::Avx512 => unsafe { x86_512::rope_avx512(v, cs.as_flattened()) },
             #[cfg(not(target_arch = "x86_64"))]
             _ => scalar::rope(v, cs),
         }
@@ -296,6 +343,9 @@ impl KernelSet {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: CPU support checked when the set was made.
             KernelKind::Avx2 => unsafe { x86::exp_slice_avx2(x) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: CPU support checked when the set was made.
+            KernelKind::Avx512 => unsafe { x86_512::exp_slice_avx512(x) },
             #[cfg(not(target_arch = "x86_64"))]
             _ => x.iter_mut().for_each(|v| *v = libm::expf(*v)),
         }
@@ -314,6 +364,9 @@ impl KernelSet {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: AVX2+FMA checked when the set was made; shapes asserted above.
             KernelKind::Avx2 => unsafe { x86::q8_matmul_avx2(out, qw, sw, qx, sx) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: AVX-512 F/BW/VNNI checked when the set was made; shapes asserted above.
+            KernelKind::Avx512 => unsafe { x86_512::q8_matmul_avx512(out, qw, sw, qx, sx) },
             _ => {
                 for (i, o) in out.iter_mut().enumerate() {
                     *o = scalar::q8_dot(&qw[i * n..(i + 1) * n], &sw[i * groups..(i + 1) * groups], qx, sx);
@@ -427,7 +480,7 @@ mod tests {
     use alloc::vec::Vec;
 
     fn simd_sets() -> Vec<KernelSet> {
-        [KernelKind::Sse2, KernelKind::Avx2].into_iter().filter_map(|k| KernelSet::new(k).ok()).collect()
+        [KernelKind::Sse2, KernelKind::Avx2, KernelKind::Avx512].into_iter().filter_map(|k| KernelSet::new(k).ok()).collect()
     }
 
     /// Distance in units in the last place between two finite f32 of one sign.
@@ -596,6 +649,63 @@ mod tests {
                 let ab: Vec<u32> = a.iter().map(|x| x.to_bits()).collect();
                 let bb: Vec<u32> = b.iter().map(|x| x.to_bits()).collect();
                 assert_eq!(ab, bb, "{} head size {hs}", ks.kind().name());
+            }
+        }
+    }
+
+    /// Every SIMD int8 product against the scalar one, over shapes with odd
+    /// and even group counts, more and fewer than 16 groups, and row counts
+    /// that leave a tail after the blocks of four. The integer dots are exact
+    /// in every set; only the order of the f32 scale sums differs.
+    #[test]
+    fn simd_q8_matmul_matches_scalar_over_shapes() {
+        use crate::quant::{QMatrix, QVector};
+        let sets: Vec<KernelSet> = simd_sets().into_iter().filter(|k| k.kind() != KernelKind::Sse2).collect();
+        for (rows, cols) in [(1usize, 32usize), (3, 64), (5, 96), (4, 288), (7, 512), (9, 544), (13, 768), (6, 1056), (2, 2048)] {
+            let w = values(rows * cols, -1.0, 1.0, (rows * 131 + cols) as u64);
+            let x = values(cols, -3.0, 3.0, cols as u64 + 5);
+            let m = QMatrix::quantize(&w, rows, cols);
+            let mut qx = QVector::new(cols);
+            qx.set(&x);
+            let mut want = alloc::vec![0.0f32; rows];
+            KernelSet::scalar().q8_matmul(&mut want, &m.q, &m.scales, &qx.q, &qx.scales);
+            for ks in &sets {
+                let mut got = alloc::vec![f32::NAN; rows];
+                ks.q8_matmul(&mut got, &m.q, &m.scales, &qx.q, &qx.scales);
+                for (r, (a, b)) in want.iter().zip(&got).enumerate() {
+                    assert!((a - b).abs() <= 1e-4 * (1.0 + a.abs()), "{} {rows}x{cols} row {r}: {a} vs {b}", ks.kind().name());
+                }
+            }
+        }
+    }
+
+    /// The f32 products of every SIMD set against scalar, odd lengths included.
+    #[test]
+    fn simd_matmul_matches_scalar_over_shapes() {
+        for (rows, cols) in [(1usize, 1usize), (3, 7), (5, 16), (4, 17), (7, 63), (9, 64), (3, 65), (2, 288), (5, 1000)] {
+            let w = values(rows * cols, -1.0, 1.0, (rows * 7 + cols) as u64);
+            let x = values(cols, -2.0, 2.0, cols as u64 + 9);
+            let mut want = alloc::vec![0.0f32; rows];
+            KernelSet::scalar().matmul(&mut want, &x, &w);
+            for ks in simd_sets() {
+                let mut got = alloc::vec![f32::NAN; rows];
+                ks.matmul(&mut got, &x, &w);
+                for (r, (a, b)) in want.iter().zip(&got).enumerate() {
+                    assert!((a - b).abs() <= 1e-4 * (1.0 + a.abs()), "{} {rows}x{cols} row {r}: {a} vs {b}", ks.kind().name());
+                }
+                let mut y = values(cols, -1.0, 1.0, 3);
+                let mut z = y.clone();
+                ks.axpy(&mut y, 0.37, &x);
+                KernelSet::scalar().axpy(&mut z, 0.37, &x);
+                for (a, b) in y.iter().zip(&z) {
+                    assert!((a - b).abs() <= 1e-6 * (1.0 + a.abs()), "{} axpy {cols}", ks.kind().name());
+                }
+                let (mut o1, mut o2) = (alloc::vec![0.0; cols], alloc::vec![0.0; cols]);
+                ks.rmsnorm(&mut o1, &x, &w[..cols]);
+                KernelSet::scalar().rmsnorm(&mut o2, &x, &w[..cols]);
+                for (a, b) in o1.iter().zip(&o2) {
+                    assert!((a - b).abs() <= 1e-5 * (1.0 + a.abs()), "{} rmsnorm {cols}: {a} vs {b}", ks.kind().name());
+                }
             }
         }
     }
