@@ -1,7 +1,7 @@
 //! `llm`: llama2.c's `run` as a BareFlow app. Same arguments as run.c
 //! (`<checkpoint> [-z tokenizer] [-t temp] [-p topp] [-s seed] [-n steps]
 //! [-i prompt] [-m generate]`) plus `--threads N`, `--int8` and
-//! `--kernels scalar|sse2|avx2`. With no checkpoint it tells a story with the
+//! `--kernels scalar|sse2|avx2|avx512`. With no checkpoint it tells a story with the
 //! stories260K model embedded in the binary (so the image is self-contained).
 //! Prints tokens as they come, and `achieved tok/s: X` on stderr as run.c does.
 #![cfg_attr(target_os = "none", no_std, no_main)]
@@ -52,7 +52,7 @@ const USAGE: &str = "usage: llm [checkpoint] [options]
   -m <string> mode: generate (chat is not supported)
   --threads N threads for matmuls and attention heads (default: every CPU)
   --int8      int8 weights (groups of 32), converted at load
-  --kernels K scalar|sse2|avx2 (default: the best this CPU has)
+  --kernels K scalar|sse2|avx2|avx512 (default: the best this CPU has)
   --jit M     off|on|only: generated kernels after a warm-up of 8 tokens (on), or
               for every shape before the first token, failing if one is missing (only)
   --jit-stats print the jit_profile counters and what the JIT generated (stderr)

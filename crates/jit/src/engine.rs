@@ -253,7 +253,10 @@ impl LlmJit {
 
     fn try_specialise(&mut self, hot: &[OpStats], ks: KernelSet) -> Result<(), JitError> {
         let Some(isa) = isa_for(ks.kind()) else {
-            self.log.push(String::from("the portable (scalar) kernels are in use: nothing to specialise"));
+            self.log.push(format!(
+                "the {} kernels are in use and the JIT generates only SSE2 and AVX2 code: nothing to specialise (--kernels avx2 to use it)",
+                ks.kind().name()
+            ));
             return Ok(());
         };
         // The hottest matmul shapes; several row counts share one kernel (same cols).
