@@ -214,7 +214,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             files: vec![("data.txt", "file content from the host\n")],
-            ..case("files", "ktest", &["cat", "data.txt"], 0, &["file content from the host"])
+            ..case("files", "ktest", &["cat", "data.txt"], 0, &["file content from the host", "cat: 27 bytes, borrowed in place"])
         },
         case("files-missing", "ktest", &["cat", "missing"], 1, &["missing: no such file"]),
         // Issue 6: the boot module is a signed initfs; tampering is refused.

@@ -114,7 +114,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             "-y" => return Err("-y (system prompt) is for chat mode, which is not supported".into()),
             "--threads" => o.threads = value.parse::<usize>().map_err(|_| num("a count"))?.max(1),
             "--kernels" => {
-                o.kernels = Some(KernelKind::parse(value).ok_or_else(|| num("scalar, sse2 or avx2"))?)
+                o.kernels = Some(KernelKind::parse(value).ok_or_else(|| num("scalar, sse2, avx2 or avx512"))?)
             }
             "--jit" => o.jit = jit::Mode::parse(value).ok_or_else(|| num("off, on or only"))?,
             _ => return Err(format!("unknown option {flag}")),
@@ -132,7 +132,18 @@ fn default_threads() -> usize {
 }
 
 fn app() -> i32 {
-    let args = env::args();
+    let args = match env::try_args() {
+        Ok(a) => a,
+        Err(e) => {
+            // run.c would tokenize the bytes; BareFlow's arguments are text, so say which one is not.
+            let what = match e.index.checked_sub(1).and_then(|i| env::args().get(i).cloned()) {
+                Some(f) if f == "-i" => "the prompt (-i): ",
+                _ => "",
+            };
+            eprintln!("llm: error: {what}{e}");
+            return 2;
+        }
+    };
     let o = match parse_args(args.get(1..).unwrap_or(&[])) {
         Ok(o) => o,
         Err(e) => {
@@ -156,9 +167,11 @@ fn run(o: &Options) -> Result<(), String> {
     let file;
     let mut store = None;
     let ckpt_bytes: &[u8] = match &o.checkpoint {
+        // In the image a boot-time file is the boot module's memory, borrowed in
+        // place; `aligned` copies only if the bytes are not 4-aligned after the header.
         Some(path) => {
-            file = fs::read(path).map_err(|e| format!("cannot read checkpoint: {e}"))?;
-            aligned(&file, &mut store)
+            file = fs::File::open(path).map_err(|e| format!("cannot read checkpoint: {e}"))?;
+            aligned(file.as_bytes(), &mut store)
         }
         None => &MODEL.0,
     };

@@ -7,8 +7,10 @@
 //! spaces, `=` or non-ASCII characters; the empty string is written `""`.
 //!
 //! Tokens before `--` without `=` (QEMU or GRUB may add some) become options with an
-//! empty value. Parsing never fails: an escape that is malformed, or that decodes to
-//! bytes which are not UTF-8, leaves its token as written.
+//! empty value. Parsing never fails: a malformed escape is kept as written, and a
+//! token that decodes to bytes which are not UTF-8 is kept as written too, with
+//! its place recorded ([`Cmdline::non_utf8_args`]) so that the app can refuse it
+//! with a clear error instead of reading the escape as text.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -26,6 +28,9 @@ pub struct Cmdline {
     pub options: Vec<(String, String)>,
     /// The app's arguments (the app's name is not included).
     pub args: Vec<String>,
+    /// The indexes in `args` of arguments whose escapes decode to bytes that are
+    /// not UTF-8 (those arguments hold the token as written), with those bytes.
+    pub non_utf8_args: Vec<(usize, Vec<u8>)>,
 }
 
 impl Cmdline {
@@ -35,7 +40,16 @@ impl Cmdline {
         let mut in_args = false;
         for token in s.split(|c: char| c.is_ascii_whitespace()).filter(|t| !t.is_empty()) {
             if in_args {
-                out.args.push(unescape(token));
+                match unescape_bytes(token) {
+                    Some(bytes) => match String::from_utf8(bytes) {
+                        Ok(a) => out.args.push(a),
+                        Err(e) => {
+                            out.non_utf8_args.push((out.args.len(), e.into_bytes()));
+                            out.args.push(String::from(token));
+                        }
+                    },
+                    None => out.args.push(String::new()),
+                }
             } else if token == SEPARATOR {
                 in_args = true;
             } else {
@@ -98,11 +112,17 @@ fn needs_escape(b: u8) -> bool {
 
 /// Percent-encodes one key, value or argument (`""` for the empty string).
 pub fn escape(s: &str) -> String {
+    escape_bytes(s.as_bytes())
+}
+
+/// Percent-encodes any bytes, UTF-8 or not (what a hand-written command line
+/// may carry; [`Cmdline::parse`] records the non-UTF-8 ones).
+pub fn escape_bytes(s: &[u8]) -> String {
     if s.is_empty() {
         return String::from(EMPTY);
     }
     let mut out = String::with_capacity(s.len());
-    for &b in s.as_bytes() {
+    for &b in s {
         if needs_escape(b) {
             // Writing into a String cannot fail.
             let _ = write!(out, "%{b:02X}");
@@ -115,8 +135,17 @@ pub fn escape(s: &str) -> String {
 
 /// Decodes one token; a malformed escape or a non-UTF-8 result keeps the token as written.
 pub fn unescape(token: &str) -> String {
+    match unescape_bytes(token) {
+        None => String::new(),
+        Some(out) => String::from_utf8(out).unwrap_or_else(|_| String::from(token)),
+    }
+}
+
+/// Decodes one token to its bytes (`None` for the empty string's `""`); a
+/// malformed escape stays as written.
+fn unescape_bytes(token: &str) -> Option<Vec<u8>> {
     if token == EMPTY {
-        return String::new();
+        return None;
     }
     let bytes = token.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -134,7 +163,7 @@ pub fn unescape(token: &str) -> String {
         out.push(b);
         i += 1;
     }
-    String::from_utf8(out).unwrap_or_else(|_| String::from(token))
+    Some(out)
 }
 
 fn hex_val(c: u8) -> Option<u8> {
@@ -149,6 +178,7 @@ fn hex_val(c: u8) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::format;
     use alloc::string::ToString;
     use alloc::vec;
 
@@ -222,6 +252,18 @@ mod tests {
     fn bad_escapes_are_kept_literally() {
         let c = Cmdline::parse("-- %zz %4 % %ff%fe 100% %41");
         assert_eq!(c.args, vec![s("%zz"), s("%4"), s("%"), s("%ff%fe"), s("100%"), s("A")]);
+        // "%ff%fe" is well-formed but not UTF-8: kept as written, and its place recorded.
+        assert_eq!(c.non_utf8_args, vec![(3, vec![0xff, 0xfe])]);
+    }
+
+    #[test]
+    fn non_utf8_arguments_are_recorded_with_their_bytes() {
+        let c = Cmdline::parse(&format!("K=v -- -i {} ok%C3%A9 x", escape_bytes(b"hi \xff there")));
+        assert_eq!(c.args.len(), 4);
+        assert_eq!(c.args[2], s("ok\u{e9}"));
+        assert_eq!(c.non_utf8_args, vec![(1, b"hi \xff there".to_vec())]);
+        // Valid text records nothing.
+        assert!(Cmdline::parse(&Cmdline::default().with_arg("é \u{1F600}").encode()).non_utf8_args.is_empty());
     }
 
     #[test]

@@ -30,6 +30,12 @@ pub fn args() -> Vec<String> {
     v
 }
 
+/// The app's arguments (counted from 0, without the app's name) whose escapes
+/// decode to bytes that are not UTF-8, with those bytes.
+pub fn non_utf8_args() -> &'static [(usize, Vec<u8>)] {
+    &cmdline().non_utf8_args
+}
+
 /// A configuration variable (any option but the kernel's own).
 pub fn var(key: &str) -> Option<String> {
     if key.starts_with("bareflow.") {

@@ -118,6 +118,13 @@ impl File {
         Ok(File { data, pos: 0 })
     }
 
+    /// The whole contents: for a boot-time file in the image, the boot module's
+    /// own bytes (borrowed in place, never copied); otherwise the bytes read at
+    /// [`File::open`].
+    pub fn as_bytes(&self) -> &[u8] {
+        self.bytes()
+    }
+
     fn bytes(&self) -> &[u8] {
         match &self.data {
             FileData::Static(s) => s,

@@ -33,6 +33,14 @@ pub fn args() -> Vec<String> {
         .collect()
 }
 
+pub fn try_args() -> Result<Vec<String>, crate::env::NonUtf8Arg> {
+    use std::os::unix::ffi::OsStringExt;
+    std::env::args_os()
+        .enumerate()
+        .map(|(index, a)| a.into_string().map_err(|a| crate::env::NonUtf8Arg { index, bytes: a.into_vec() }))
+        .collect()
+}
+
 pub fn var(key: &str) -> Option<String> {
     std::env::var(key).ok()
 }

@@ -25,6 +25,14 @@ pub fn args() -> Vec<String> {
     k::env::args()
 }
 
+pub fn try_args() -> Result<Vec<String>, crate::env::NonUtf8Arg> {
+    match k::env::non_utf8_args().first() {
+        // The kernel's list counts the app's arguments; args() puts the app's name first.
+        Some((i, bytes)) => Err(crate::env::NonUtf8Arg { index: i + 1, bytes: bytes.clone() }),
+        None => Ok(k::env::args()),
+    }
+}
+
 pub fn var(key: &str) -> Option<String> {
     k::env::var(key)
 }
