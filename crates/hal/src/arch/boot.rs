@@ -264,15 +264,15 @@ pub fn is_probe() -> bool {
 }
 
 /// TSC readings at the hardware layer's start-up steps (see [`boot_stages`]).
-static MARKS: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
+static MARKS: [AtomicU64; 7] = [const { AtomicU64::new(0) }; 7];
 
 fn mark(i: usize) {
     MARKS[i].store(super::cpu::rdtsc(), Ordering::Relaxed);
 }
 
 /// The hardware layer's start-up steps and the nanoseconds since entry at the end of each.
-pub fn boot_stages() -> [(&'static str, u64); 5] {
-    let names = ["loader hand-off", "cpu", "traps", "memory", "time"];
+pub fn boot_stages() -> [(&'static str, u64); 7] {
+    let names = ["long mode", "boot info", "calibration start", "cpu", "traps", "memory", "time"];
     core::array::from_fn(|i| (names[i], time::entry_to_nanos(MARKS[i].load(Ordering::Relaxed))))
 }
 
@@ -280,6 +280,7 @@ pub fn boot_stages() -> [(&'static str, u64); 5] {
 #[unsafe(no_mangle)]
 extern "C" fn bareflow_hal_entry(protocol: u32, info: u64) -> ! {
     super::smp::set_cpu_index(0);
+    mark(0);
     console::init();
     let mut bi = BootInfo {
         protocol: BootProtocol::Pvh,
@@ -313,16 +314,17 @@ extern "C" fn bareflow_hal_entry(protocol: u32, info: u64) -> ! {
     }
     let bi = BOOT_INFO.call_once(|| bi);
 
-    mark(0);
-    time::start_calibration();
-    cpu::init();
     mark(1);
-    trap::init();
+    time::start_calibration();
     mark(2);
-    mm::init(bi);
+    cpu::init();
     mark(3);
-    time::init();
+    trap::init();
     mark(4);
+    mm::init(bi);
+    mark(5);
+    time::init();
+    mark(6);
     trap::enable_interrupts();
 
     // SAFETY: `bareflow_app_main` is defined by the app crate's `main!` with
