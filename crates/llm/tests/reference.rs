@@ -103,7 +103,7 @@ fn sampled_transcript_avx2() {
 #[test]
 fn greedy_transcript_avx512() {
     if !available(KernelKind::Avx512) {
-        eprintln!("no AVX-512 (F, BW, VL, DQ, VNNI) here: skipped");
+        eprintln!("no AVX-512 (F) here: skipped");
         return;
     }
     let t = transcript("greedy_no_prompt_n256");
@@ -113,7 +113,7 @@ fn greedy_transcript_avx512() {
 #[test]
 fn sampled_transcript_avx512() {
     if !available(KernelKind::Avx512) {
-        eprintln!("no AVX-512 (F, BW, VL, DQ, VNNI) here: skipped");
+        eprintln!("no AVX-512 (F) here: skipped");
         return;
     }
     let t = transcript("sample_t1.0_p0.9_s133742_no_prompt_n256");

@@ -1,5 +1,5 @@
-//! AVX-512 kernels (F, BW, VL, DQ and VNNI: every AVX-512 CPU that has VNNI,
-//! Ice Lake and Zen 4 onwards). Like [`super::x86`], every function is
+//! AVX-512 kernels (AVX512F only). The int8 matmul is not here: the set
+//! uses the AVX2 one, which measured faster (see `KernelSet::q8_matmul`). Like [`super::x86`], every function is
 //! `unsafe` only because of `#[target_feature]`: [`super::KernelSet`] checked
 //! CPUID and XCR0 (opmask and both ZMM state components) before any call, and
 //! the safe wrappers there checked the slice lengths. Tails are handled with
@@ -12,7 +12,6 @@
 //! bits lane for lane as the AVX2 one).
 use core::arch::x86_64::*;
 
-use crate::quant::GROUP;
 
 /// Lanes `0..n` of a 16-lane mask (`n <= 16`).
 #[inline]
@@ -272,98 +271,3 @@ pub unsafe fn rope_avx512(v: &mut [f32], cs: &[f32]) {
     }
 }
 
-/// Int8 (Q8, groups of 32) matrix-vector product with VNNI: for each pair of
-/// groups (64 bytes), `vpdpbusd` of |x| (unsigned) by w with x's sign moved
-/// onto it (one masked subtract), giving 16 i32 lanes (8 per group); those
-/// are converted and FMA'd with the two groups' combined scales, spread over
-/// their 8 lanes each by one permute from a vector of 16 scale products
-/// (w scale × x scale, one multiply per 16 groups). Four rows share each load
-/// of x.
-///
-/// # Safety
-/// AVX-512 F, BW and VNNI available; `qw.len() >= rows * qx.len()`,
-/// `sw.len() >= rows * groups`, `qx.len() == groups * 32 == sx.len() * 32`.
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-pub unsafe fn q8_matmul_avx512(out: &mut [f32], qw: &[i8], sw: &[f32], qx: &[i8], sx: &[f32]) {
-    let groups = sx.len();
-    let n = groups * GROUP;
-    let rows = out.len();
-    debug_assert!(qx.len() == n && qw.len() >= rows * n && sw.len() >= rows * groups);
-    let mut i = 0;
-    while i + 4 <= rows {
-        // SAFETY: rows i..i+4 are inside qw/sw (caller's contract); CPU checked.
-        let s = unsafe { q8_rows::<4>(qw.as_ptr().add(i * n), sw.as_ptr().add(i * groups), qx.as_ptr(), sx.as_ptr(), groups) };
-        out[i..i + 4].copy_from_slice(&s);
-        i += 4;
-    }
-    while i < rows {
-        // SAFETY: row i is inside qw/sw (caller's contract); CPU checked.
-        let s = unsafe { q8_rows::<1>(qw.as_ptr().add(i * n), sw.as_ptr().add(i * groups), qx.as_ptr(), sx.as_ptr(), groups) };
-        out[i] = s[0];
-        i += 1;
-    }
-}
-
-/// `R` consecutive rows of [`q8_matmul_avx512`].
-///
-/// # Safety
-/// `pw` points at `R` rows of `groups * 32` bytes, `ps` at `R` rows of
-/// `groups` scales, `px` at `groups * 32` bytes and `pxs` at `groups` scales;
-/// AVX-512 F, BW and VNNI available.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn q8_rows<const R: usize>(pw: *const i8, ps: *const f32, px: *const i8, pxs: *const f32, groups: usize) -> [f32; R] {
-    let n = groups * GROUP;
-    let zi = _mm512_setzero_si512();
-    // idx[j] takes scale 2j into lanes 0..8 and 2j+1 into lanes 8..16.
-    let base = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-    let mut idx = [base; 8];
-    for (j, v) in idx.iter_mut().enumerate() {
-        *v = _mm512_add_epi32(base, _mm512_set1_epi32(2 * j as i32));
-    }
-    let mut acc = [_mm512_setzero_ps(); R];
-    let mut g0 = 0;
-    while g0 < groups {
-        let gl = (groups - g0).min(16);
-        let sm = mask16(gl);
-        let mut sc = [_mm512_setzero_ps(); R];
-        // SAFETY: lanes g0..g0+gl of each scale row, inside (caller's contract).
-        // Masked loads only where needed: from memory that is not in cache
-        // they measured several times slower than plain ones here (Zen 5).
-        unsafe {
-            let load = |p: *const f32| if gl == 16 { _mm512_loadu_ps(p) } else { _mm512_maskz_loadu_ps(sm, p) };
-            let sxv = load(pxs.add(g0));
-            for (k, s) in sc.iter_mut().enumerate() {
-                *s = _mm512_mul_ps(load(ps.add(k * groups + g0)), sxv);
-            }
-        }
-        for (j, ix) in idx.iter().enumerate().take(gl.div_ceil(2)) {
-            let g = g0 + 2 * j;
-            let off = g * GROUP;
-            // The last chunk of an odd number of groups is half a chunk.
-            let full = g + 1 < groups;
-            let bm: __mmask64 = if full { !0 } else { 0xffff_ffff };
-            // SAFETY: bytes off..off+64 (or +32 under the half mask) of x and of
-            // each of the R rows, all inside (caller's contract).
-            unsafe {
-                let load = |p: *const i8| if full { _mm512_loadu_si512(p as *const __m512i) } else { _mm512_maskz_loadu_epi8(bm, p) };
-                let xv = load(px.add(off));
-                let ax = _mm512_abs_epi8(xv);
-                let neg = _mm512_movepi8_mask(xv);
-                for (k, a) in acc.iter_mut().enumerate() {
-                    let wv = load(pw.add(k * n + off));
-                    let sw8 = _mm512_mask_sub_epi8(wv, neg, zi, wv);
-                    let d = _mm512_dpbusd_epi32(zi, ax, sw8);
-                    let s = _mm512_permutexvar_ps(*ix, sc[k]);
-                    *a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), s, *a);
-                }
-            }
-        }
-        g0 += 16;
-    }
-    let mut r = [0.0f32; R];
-    for (o, a) in r.iter_mut().zip(acc) {
-        *o = _mm512_reduce_add_ps(a);
-    }
-    r
-}
