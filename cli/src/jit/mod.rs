@@ -172,7 +172,9 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
     if ks.kind() == bareflow_llm::KernelKind::Avx512 {
         // The JIT emits SSE2 and AVX2 code, not AVX-512 yet: compare it with the
         // AOT set it sums like (the AVX-512 AOT set is measured by `bench llm`).
-        println!("this CPU has AVX-512; the JIT does not generate AVX-512 code yet, so JIT and AOT are compared on the AVX2 set");
+        println!(
+            "this CPU has AVX-512; the JIT does not generate AVX-512 code yet, so f32 JIT and AOT are compared on the AVX2 set (int8 runs use the AVX-512 set, whose int8 matmul is the AVX2 one)"
+        );
         ks = KernelSet::new(bareflow_llm::KernelKind::Avx2).map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     let Some(isa) = isa_for(ks.kind()) else {
@@ -265,16 +267,19 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
     }
 
     if isa == bareflow_jit::Isa::Avx2Fma {
-        println!("\nint8 tuning: rows per register block (best of {reps})");
-        println!("| matrix | block rows | AOT ns | JIT ns | AOT/JIT |");
-        println!("|---|---|---|---|---|");
+        println!("\nint8 tuning: rows per register block and prefetch distance in rows ahead (best of {reps})");
+        println!("| matrix | block rows | prefetch rows ahead | AOT ns | JIT ns | AOT/JIT |");
+        println!("|---|---|---|---|---|---|");
         for (rows, cols) in [(768, 288), (2048, 768), (768, 2048)] {
-            for block_rows in 1..=6 {
-                let mut p = Program::new();
-                p.add_q8(Q8Spec { cols, block_rows })?;
-                let k = p.place(&HostAlloc)?.q8.pop().context("no kernel")?;
-                let (a, j) = bench_q8(ks, &k, rows, reps)?;
-                println!("| {rows}x{cols} | {block_rows} | {a:.0} | {j:.0} | {:.2}x |", a / j);
+            for block_rows in [1usize, 2, 4, 6] {
+                for ahead in [0u32, 2, 4, 8, 16] {
+                    let prefetch = (ahead * cols as u32).min(65536) / 64 * 64;
+                    let mut p = Program::new();
+                    p.add_q8(Q8Spec { cols, block_rows, prefetch })?;
+                    let k = p.place(&HostAlloc)?.q8.pop().context("no kernel")?;
+                    let (a, j) = bench_q8(ks, &k, rows, reps)?;
+                    println!("| {rows}x{cols} | {block_rows} | {ahead} | {a:.0} | {j:.0} | {:.2}x |", a / j);
+                }
             }
         }
         println!("\nint8 weights (groups of 32), same method");
@@ -345,7 +350,10 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
                         let mut cmd = Command::new(&bin);
                         cmd.arg(&ckpt).arg("-z").arg(&tok);
                         cmd.args(["-t", "0", "-n", &tokens.to_string(), "--threads", &t.to_string(), "--jit", mode]);
-                        cmd.args(["--kernels", ks.kind().name()]);
+                        // int8: the best set (its int8 matmul is the AVX2 one the JIT sums like);
+                        // f32: the set the JIT's f32 code sums like.
+                        let kernels = if int8 { KernelSet::best().kind() } else { ks.kind() };
+                        cmd.args(["--kernels", kernels.name()]);
                         if int8 {
                             cmd.arg("--int8");
                         }

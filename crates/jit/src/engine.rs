@@ -146,13 +146,19 @@ pub fn check_q8(k: &Q8Kernel, aot: KernelSet, rng: &mut Rng) -> Result<(), Check
     Ok(())
 }
 
-/// The ISA whose generated code sums like `kind`'s kernels, if any.
+/// The ISA whose generated f32 code sums like `kind`'s kernels, if any.
 pub fn isa_for(kind: KernelKind) -> Option<Isa> {
     match kind {
         KernelKind::Avx2 => Some(Isa::Avx2Fma),
         KernelKind::Sse2 => Some(Isa::Sse2),
         KernelKind::Scalar | KernelKind::Avx512 => None,
     }
+}
+
+/// Whether `kind`'s int8 matmul is the AVX2 one that generated int8 code sums
+/// like (the AVX-512 set uses it too, see `KernelSet::q8_matmul`).
+pub fn q8_generated_for(kind: KernelKind) -> bool {
+    matches!(kind, KernelKind::Avx2 | KernelKind::Avx512)
 }
 
 /// One kernel generated for the engine.
@@ -167,10 +173,12 @@ pub struct Generated {
     pub verdict: Result<(), String>,
 }
 
-/// Int8 rows shorter than this stay on the AOT kernel with `--jit on`: on
-/// 288 columns the generated kernel measured 0.89–0.98x the AOT one (`bench
-/// jit`, Zen 3), from 768 columns on 1.14–1.53x.
-pub const DEFAULT_MIN_Q8_COLS: usize = 512;
+/// Int8 rows shorter than this stay on the AOT kernel with `--jit on`. It was
+/// 512 on Zen 3 (288 columns measured 0.89–0.98x the AOT kernel there); with
+/// prefetch 16 rows ahead the generated kernel measured 1.46x on 288 columns
+/// and 1.14–1.22x on 768 and 2048 here (`bench jit`, Zen 5), so every shape of
+/// the stories models is generated.
+pub const DEFAULT_MIN_Q8_COLS: usize = 0;
 
 /// The engine's JIT: generates f32 matrix-vector kernels for the hottest shapes.
 pub struct LlmJit {
@@ -252,27 +260,40 @@ impl LlmJit {
     }
 
     fn try_specialise(&mut self, hot: &[OpStats], ks: KernelSet) -> Result<(), JitError> {
-        let Some(isa) = isa_for(ks.kind()) else {
+        let isa = isa_for(ks.kind());
+        let q8 = q8_generated_for(ks.kind());
+        if isa.is_none() && !q8 {
             self.log.push(format!(
                 "the {} kernels are in use and the JIT generates only SSE2 and AVX2 code: nothing to specialise (--kernels avx2 to use it)",
                 ks.kind().name()
             ));
             return Ok(());
-        };
+        }
         // The hottest matmul shapes; several row counts share one kernel (same cols).
         let mut picked: Vec<(Op, KernelSpec, u64)> = Vec::new();
+        let mut f32_refused = false;
         for s in hot {
-            let spec = match s.op {
-                Op::Matmul { cols, .. } => KernelSpec::Matvec(MatvecSpec::tuned(cols, isa)),
-                Op::Q8Matmul { cols, .. } if isa == Isa::Avx2Fma && !self.all && cols < self.min_q8_cols => {
+            let spec = match (s.op, isa) {
+                (Op::Matmul { cols, .. }, Some(isa)) => KernelSpec::Matvec(MatvecSpec::tuned(cols, isa)),
+                (Op::Matmul { .. }, None) => {
+                    if !f32_refused {
+                        f32_refused = true;
+                        self.log.push(format!(
+                            "f32 products: the {} kernels are in use and the JIT generates f32 code for SSE2 and AVX2 only (ahead-of-time kernels kept; --kernels avx2 to use it)",
+                            ks.kind().name()
+                        ));
+                    }
+                    continue;
+                }
+                (Op::Q8Matmul { cols, .. }, _) if q8 && !self.all && cols < self.min_q8_cols => {
                     self.log.push(format!(
                         "{}: left to the AOT int8 kernel (generated int8 code pays from {} columns on)",
                         s.op, self.min_q8_cols
                     ));
                     continue;
                 }
-                Op::Q8Matmul { cols, .. } if isa == Isa::Avx2Fma => KernelSpec::Q8(Q8Spec::tuned(cols.div_ceil(GROUP) * GROUP)),
-                Op::Q8Matmul { .. } => {
+                (Op::Q8Matmul { cols, .. }, _) if q8 => KernelSpec::Q8(Q8Spec::tuned(cols.div_ceil(GROUP) * GROUP)),
+                (Op::Q8Matmul { .. }, _) => {
                     self.log.push(format!("{}: int8 products are generated for AVX2 only (ahead-of-time kernel kept)", s.op));
                     continue;
                 }
@@ -384,7 +405,7 @@ impl Specialiser for LlmJit {
         for k in &self.generated {
             let (isa, block, prefetch) = match k.spec {
                 KernelSpec::Matvec(m) => (m.isa.name(), m.block_rows, m.prefetch),
-                KernelSpec::Q8(q) => ("avx2 int8", q.block_rows, 0),
+                KernelSpec::Q8(q) => ("avx2 int8", q.block_rows, q.prefetch),
             };
             writeln!(
                 out,

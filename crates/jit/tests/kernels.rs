@@ -143,7 +143,9 @@ fn generated_int8_matvec_is_bit_exact_with_the_aot_kernel() {
     cols.extend((0..10).map(|_| 32 * (1 + (rng.next_u64() % 96) as usize)));
     for &c in &cols {
         for block_rows in 1..=6 {
-            let spec = Q8Spec { cols: c, block_rows };
+            // With and without prefetch: the hint must not change a bit.
+            let prefetch = if block_rows % 2 == 0 { 0 } else { 64 * block_rows as u32 * 7 };
+            let spec = Q8Spec { cols: c, block_rows, prefetch };
             let mut prog = Program::new();
             prog.add_q8(spec).expect("generate");
             let k = prog.place(&HostAlloc).expect("place").q8.pop().expect("one kernel");
@@ -156,9 +158,13 @@ fn generated_int8_matvec_is_bit_exact_with_the_aot_kernel() {
 
 #[test]
 fn impossible_int8_shapes_are_refused() {
-    let p = |cols, block_rows| Program::new().add_q8(Q8Spec { cols, block_rows });
+    let p = |cols, block_rows| Program::new().add_q8(Q8Spec { cols, block_rows, prefetch: 0 });
     assert_eq!(p(0, 4), Err(JitError::ZeroColumns));
     assert_eq!(p(100, 4), Err(JitError::NotWholeGroups(100)));
     assert!(matches!(p(32 * 4096, 4), Err(JitError::TooManyColumns { .. })));
     assert!(matches!(p(64, 7), Err(JitError::BadBlockRows { rows: 7, max: 6, .. })));
+    let pf = |prefetch| Program::new().add_q8(Q8Spec { cols: 64, block_rows: 1, prefetch });
+    assert_eq!(pf(100), Err(JitError::BadPrefetch(100)));
+    assert_eq!(pf(65536 + 64), Err(JitError::BadPrefetch(65536 + 64)));
+    assert!(pf(65536).is_ok());
 }

@@ -88,6 +88,23 @@ fn int8_generation_is_unchanged_with_the_jit() {
     }
 }
 
+/// The AVX-512 set's int8 matmul is the AVX2 one, so generated int8 kernels
+/// are installed under it too (f32 products stay ahead-of-time) and the ids
+/// do not change.
+#[test]
+fn int8_generation_with_the_avx512_set_uses_generated_kernels_and_is_unchanged() {
+    if KernelSet::new(KernelKind::Avx512).is_err() {
+        eprintln!("no AVX-512 here: skipped");
+        return;
+    }
+    let (aot, _, _) = run_mode(KernelKind::Avx512, WeightMode::Q8, usize::MAX, false, 0.0, 0);
+    for (warmup, all) in [(0, true), (3, false)] {
+        let (ids, stats, installed) = run_mode(KernelKind::Avx512, WeightMode::Q8, warmup, all, 0.0, 0);
+        assert_eq!(installed, 2, "int8 kernels for both widths: {stats}");
+        assert_eq!(ids, aot, "warm-up {warmup}: int8 ids differ from the AOT int8 kernels\n{stats}");
+    }
+}
+
 #[test]
 fn short_int8_rows_stay_on_the_aot_kernel_unless_every_shape_is_asked_for() {
     if KernelSet::new(KernelKind::Avx2).is_err() {
@@ -100,7 +117,8 @@ fn short_int8_rows_stay_on_the_aot_kernel_unless_every_shape_is_asked_for() {
         .expect("tokenizer");
     for (all, want) in [(false, false), (true, true)] {
         let mut model = Transformer::new(&ckpt, KernelSet::new(KernelKind::Avx2).expect("avx2"), WeightMode::Q8);
-        let jit = LlmJit::new(Box::new(HostAlloc), || 0, 4, all);
+        // A threshold above the model's 64 columns (the default, 0, generates every shape).
+        let jit = LlmJit::new(Box::new(HostAlloc), || 0, 4, all).with_min_q8_cols(512);
         model.set_hooks(Hooks::new(rdtsc, if all { 0 } else { 2 }, Some(Box::new(jit))));
         let mut sampler = Sampler::new(0.0, 0.9, 0);
         generate(&mut model, &tok, &mut sampler, "", 8, &Sequential, &mut |_, _| {}).expect("generate");
