@@ -1,6 +1,7 @@
 //! The JIT as the inference engine sees it: a [`Specialiser`] that, asked
-//! after the warm-up with the hottest operations, generates matrix-vector
-//! kernels for their shapes, checks each one, and installs those that pass.
+//! after the warm-up with the hottest operations, generates kernels for their
+//! shapes (f32 and int8 matrix-vector products, RMSNorm, SwiGLU, RoPE),
+//! checks each one, and installs those that pass.
 //!
 //! The check, once per kernel before any use, on random inputs over several
 //! row counts (full blocks, the one-row tail, a single row):
@@ -21,8 +22,9 @@ use bareflow_llm::KernelKind;
 use bareflow_llm::kernels::KernelSet;
 use bareflow_llm::profile::{Op, OpStats, Specialiser};
 
-use crate::exec::{ExecAlloc, KernelSpec, MatvecKernel, Program, Q8Kernel};
+use crate::exec::{ExecAlloc, KernelSpec, MatvecKernel, PointwiseKernel, Program, Q8Kernel};
 use crate::matvec::MatvecSpec;
+use crate::pointwise::PointwiseSpec;
 use crate::q8::{GROUP, Q8Spec};
 use crate::{Isa, JitError};
 
@@ -146,6 +148,72 @@ pub fn check_q8(k: &Q8Kernel, aot: KernelSet, rng: &mut Rng) -> Result<(), Check
     Ok(())
 }
 
+/// Checks an RMSNorm, SwiGLU or RoPE kernel on random inputs against `aot`
+/// (bit for bit) and the scalar kernel (relative error 1e-5, and 1e-30
+/// absolute, per element). SwiGLU's inputs reach ±100, past the lane `e^x`'s
+/// clamps.
+pub fn check_pointwise(k: &PointwiseKernel, aot: KernelSet, rng: &mut Rng) -> Result<(), CheckError> {
+    let n = k.spec().len();
+    let portable = KernelSet::scalar();
+    let compare = |rows: usize, got: &[f32], want: &[f32], port: &[f32], tol: f32| -> Result<(), CheckError> {
+        for i in 0..got.len() {
+            if got[i].to_bits() != want[i].to_bits() {
+                return Err(CheckError::NotBitExact { rows, row: i, jit: got[i], aot: want[i] });
+            }
+            if (got[i] - port[i]).abs() > tol * port[i].abs() + 1e-30 || got[i].is_nan() {
+                return Err(CheckError::FarFromPortable { rows, row: i, jit: got[i], portable: port[i] });
+            }
+        }
+        Ok(())
+    };
+    for round in 0..4 {
+        match *k.spec() {
+            PointwiseSpec::RmsNorm { .. } => {
+                let (x, w) = (rng.vec(n), rng.vec(n));
+                let mut got = vec![f32::NAN; n];
+                k.rmsnorm(&mut got, &x, &w).map_err(|e| CheckError::Call(e.into()))?;
+                let (mut want, mut port) = (vec![0.0; n], vec![0.0; n]);
+                aot.rmsnorm(&mut want, &x, &w);
+                portable.rmsnorm(&mut port, &x, &w);
+                compare(1, &got, &want, &port, 1e-5)?;
+            }
+            PointwiseSpec::SwiGlu { .. } => {
+                let scale = [1.0, 8.0, 30.0, 100.0][round];
+                let h: Vec<f32> = rng.vec(n).into_iter().map(|v| v * scale).collect();
+                let g = rng.vec(n);
+                let mut got = h.clone();
+                k.swiglu(&mut got, &g).map_err(|e| CheckError::Call(e.into()))?;
+                let (mut want, mut port) = (h.clone(), h);
+                aot.swiglu(&mut want, &g);
+                portable.swiglu(&mut port, &g);
+                // The lane e^x is within a few ulp of libm's: compare loosely to scalar.
+                compare(1, &got, &want, &port, 1e-5)?;
+            }
+            PointwiseSpec::Rope { .. } => {
+                let heads = round + 1;
+                let v = rng.vec(n * heads);
+                let pairs: Vec<[f32; 2]> = (0..n / 2).map(|_| [rng.next_f32(), rng.next_f32()]).collect();
+                let mut got = v.clone();
+                k.rope(&mut got, pairs.as_flattened()).map_err(|e| CheckError::Call(e.into()))?;
+                let (mut want, mut port) = (v.clone(), v);
+                aot.rope(&mut want, &pairs);
+                portable.rope(&mut port, &pairs);
+                compare(heads, &got, &want, &port, 0.0)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether generated `spec` code gives `kind`'s bits: RMSNorm sums like the
+/// AVX2 set only; SwiGLU and RoPE are the same bits in the AVX2 and AVX-512 sets.
+pub fn pointwise_generated_for(kind: KernelKind, spec: &PointwiseSpec) -> bool {
+    match spec {
+        PointwiseSpec::RmsNorm { .. } => kind == KernelKind::Avx2,
+        PointwiseSpec::SwiGlu { .. } | PointwiseSpec::Rope { .. } => matches!(kind, KernelKind::Avx2 | KernelKind::Avx512),
+    }
+}
+
 /// The ISA whose generated f32 code sums like `kind`'s kernels, if any.
 pub fn isa_for(kind: KernelKind) -> Option<Isa> {
     match kind {
@@ -192,6 +260,7 @@ pub struct LlmJit {
     min_q8_cols: usize,
     installed: Vec<MatvecKernel>,
     installed_q8: Vec<Q8Kernel>,
+    installed_pointwise: Vec<PointwiseKernel>,
     generated: Vec<Generated>,
     gen_ns: u64,
     place_ns: u64,
@@ -218,6 +287,7 @@ impl LlmJit {
             min_q8_cols: DEFAULT_MIN_Q8_COLS,
             installed: Vec::new(),
             installed_q8: Vec::new(),
+            installed_pointwise: Vec::new(),
             generated: Vec::new(),
             gen_ns: 0,
             place_ns: 0,
@@ -254,6 +324,15 @@ impl LlmJit {
         &self.installed_q8
     }
 
+    /// Every RMSNorm, SwiGLU and RoPE kernel installed and in use.
+    pub fn installed_pointwise(&self) -> &[PointwiseKernel] {
+        &self.installed_pointwise
+    }
+
+    fn pointwise(&self, spec: PointwiseSpec) -> Option<&PointwiseKernel> {
+        self.installed_pointwise.iter().find(|k| *k.spec() == spec)
+    }
+
     /// Messages (refusals, failures).
     pub fn log(&self) -> &[String] {
         &self.log
@@ -262,6 +341,7 @@ impl LlmJit {
     fn try_specialise(&mut self, hot: &[OpStats], ks: KernelSet) -> Result<(), JitError> {
         let isa = isa_for(ks.kind());
         let q8 = q8_generated_for(ks.kind());
+        let vector_ops = isa == Some(Isa::Avx2Fma) || q8;
         if isa.is_none() && !q8 {
             self.log.push(format!(
                 "the {} kernels are in use and the JIT generates only SSE2 and AVX2 code: nothing to specialise (--kernels avx2 to use it)",
@@ -272,7 +352,32 @@ impl LlmJit {
         // The hottest matmul shapes; several row counts share one kernel (same cols).
         let mut picked: Vec<(Op, KernelSpec, u64)> = Vec::new();
         let mut f32_refused = false;
+        let mut matmuls = 0;
         for s in hot {
+            // RMSNorm, SwiGLU and RoPE: small kernels, generated whenever the
+            // profile saw them (or every shape is asked for), without counting
+            // against the matmul budget.
+            let vector = match s.op {
+                Op::RmsNorm { dim } => Some(PointwiseSpec::RmsNorm { dim }),
+                Op::SwiGlu { n } => Some(PointwiseSpec::SwiGlu { n }),
+                Op::Rope { head } => Some(PointwiseSpec::Rope { head }),
+                _ => None,
+            };
+            if let Some(spec) = vector {
+                if !vector_ops || !(self.all || s.calls > 0) || picked.iter().any(|p| p.1 == KernelSpec::Pointwise(spec)) {
+                    continue;
+                }
+                if !pointwise_generated_for(ks.kind(), &spec) {
+                    self.log.push(format!(
+                        "{}: the {} kernels sum it in another order than the generated AVX2 code (ahead-of-time kernel kept)",
+                        s.op,
+                        ks.kind().name()
+                    ));
+                    continue;
+                }
+                picked.push((s.op, KernelSpec::Pointwise(spec), s.cycles));
+                continue;
+            }
             let spec = match (s.op, isa) {
                 (Op::Matmul { cols, .. }, Some(isa)) => KernelSpec::Matvec(MatvecSpec::tuned(cols, isa)),
                 (Op::Matmul { .. }, None) => {
@@ -302,9 +407,10 @@ impl LlmJit {
             if picked.iter().any(|p| p.1 == spec) {
                 continue;
             }
-            if !self.all && picked.len() >= self.max_kernels {
-                break;
+            if !self.all && matmuls >= self.max_kernels {
+                continue;
             }
+            matmuls += 1;
             picked.push((s.op, spec, s.cycles));
         }
         let t0 = (self.clock_ns)();
@@ -314,6 +420,7 @@ impl LlmJit {
             let r = match spec {
                 KernelSpec::Matvec(m) => prog.add_matvec(m),
                 KernelSpec::Q8(q) => prog.add_q8(q),
+                KernelSpec::Pointwise(p) => prog.add_pointwise(p),
             };
             match r {
                 Ok(_) => ops.push((op, spec, warm)),
@@ -324,7 +431,7 @@ impl LlmJit {
         let placed = prog.place(&*self.alloc)?;
         let t2 = (self.clock_ns)();
         let mut rng = Rng::new(0x005e_ed0f_u64 ^ (ks.kind() as u64));
-        let (mut mv, mut q8) = (placed.matvec.into_iter(), placed.q8.into_iter());
+        let (mut mv, mut q8, mut pw) = (placed.matvec.into_iter(), placed.q8.into_iter(), placed.pointwise.into_iter());
         for (op, spec, warm) in ops {
             let (verdict, size) = match spec {
                 KernelSpec::Matvec(_) => {
@@ -342,6 +449,15 @@ impl LlmJit {
                     let size = k.code_size();
                     if v.is_ok() {
                         self.installed_q8.push(k);
+                    }
+                    (v, size)
+                }
+                KernelSpec::Pointwise(_) => {
+                    let Some(k) = pw.next() else { continue };
+                    let v = check_pointwise(&k, ks, &mut rng).map_err(|e| format!("{e}"));
+                    let size = k.code_size();
+                    if v.is_ok() {
+                        self.installed_pointwise.push(k);
                     }
                     (v, size)
                 }
@@ -391,13 +507,28 @@ impl Specialiser for LlmJit {
         self.installed_q8.iter().any(|k| k.spec().cols == padded)
     }
 
+    fn rmsnorm(&self, o: &mut [f32], x: &[f32], w: &[f32]) -> bool {
+        let spec = PointwiseSpec::RmsNorm { dim: x.len() };
+        o.len() == x.len() && w.len() == x.len() && self.pointwise(spec).is_some_and(|k| k.rmsnorm(o, x, w).is_ok())
+    }
+
+    fn swiglu(&self, hb: &mut [f32], hb2: &[f32]) -> bool {
+        let spec = PointwiseSpec::SwiGlu { n: hb.len() };
+        hb2.len() == hb.len() && self.pointwise(spec).is_some_and(|k| k.swiglu(hb, hb2).is_ok())
+    }
+
+    fn rope(&self, v: &mut [f32], cs: &[f32]) -> bool {
+        let spec = PointwiseSpec::Rope { head: cs.len() };
+        !cs.is_empty() && v.len().is_multiple_of(cs.len()) && self.pointwise(spec).is_some_and(|k| k.rope(v, cs).is_ok())
+    }
+
     fn report(&self, out: &mut dyn fmt::Write) -> fmt::Result {
         let (g, p, c) = self.times_ns();
         writeln!(
             out,
             "jit: {} kernels generated, {} installed; generate {:.3} ms, place (W^X) {:.3} ms, check {:.3} ms",
             self.generated.len(),
-            self.installed.len() + self.installed_q8.len(),
+            self.installed.len() + self.installed_q8.len() + self.installed_pointwise.len(),
             g as f64 / 1e6,
             p as f64 / 1e6,
             c as f64 / 1e6
@@ -406,6 +537,7 @@ impl Specialiser for LlmJit {
             let (isa, block, prefetch) = match k.spec {
                 KernelSpec::Matvec(m) => (m.isa.name(), m.block_rows, m.prefetch),
                 KernelSpec::Q8(q) => ("avx2 int8", q.block_rows, q.prefetch),
+                KernelSpec::Pointwise(_) => ("avx2+fma", 1, 0),
             };
             writeln!(
                 out,

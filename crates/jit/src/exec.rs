@@ -12,6 +12,7 @@ use core::fmt;
 
 use crate::JitError;
 use crate::matvec::{self, MatvecSpec};
+use crate::pointwise::{self, PointwiseSpec};
 use crate::q8::{self, Q8Spec};
 
 /// Why executable memory could not be set up or called.
@@ -84,6 +85,8 @@ pub enum KernelSpec {
     Matvec(MatvecSpec),
     /// Int8 (groups of 32) matrix-vector product.
     Q8(Q8Spec),
+    /// RMSNorm, SwiGLU or RoPE.
+    Pointwise(PointwiseSpec),
 }
 
 /// Kernels packed into one code buffer, each entry 64-byte aligned.
@@ -98,6 +101,7 @@ pub struct Program {
 pub struct Placed {
     pub matvec: Vec<MatvecKernel>,
     pub q8: Vec<Q8Kernel>,
+    pub pointwise: Vec<PointwiseKernel>,
 }
 
 impl Program {
@@ -118,6 +122,13 @@ impl Program {
         let offset = self.pad();
         let bytes = q8::generate(&spec, offset as u64)?;
         Ok(self.push(KernelSpec::Q8(spec), offset, &bytes))
+    }
+
+    /// Generates an RMSNorm, SwiGLU or RoPE kernel (AVX2) and appends it; returns its index.
+    pub fn add_pointwise(&mut self, spec: PointwiseSpec) -> Result<usize, JitError> {
+        let offset = self.pad();
+        let bytes = pointwise::generate(&spec, offset as u64)?;
+        Ok(self.push(KernelSpec::Pointwise(spec), offset, &bytes))
     }
 
     /// int3 padding to the next 64-byte boundary (a stray jump traps); returns it.
@@ -155,6 +166,7 @@ impl Program {
             match spec {
                 KernelSpec::Matvec(spec) => placed.matvec.push(MatvecKernel { mem: mem.clone(), offset, spec, size }),
                 KernelSpec::Q8(spec) => placed.q8.push(Q8Kernel { mem: mem.clone(), offset, spec, size }),
+                KernelSpec::Pointwise(spec) => placed.pointwise.push(PointwiseKernel { mem: mem.clone(), offset, spec, size }),
             }
         }
         Ok(placed)
@@ -264,5 +276,74 @@ impl Q8Kernel {
         #[allow(unsafe_code)]
         let r = unsafe { self.mem.call(self.offset, args) };
         r.map(|_| ())
+    }
+}
+
+/// A placed RMSNorm, SwiGLU or RoPE kernel for a fixed length.
+#[derive(Clone)]
+pub struct PointwiseKernel {
+    mem: Arc<dyn ExecMemory>,
+    offset: usize,
+    spec: PointwiseSpec,
+    size: usize,
+}
+
+impl fmt::Debug for PointwiseKernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PointwiseKernel").field("spec", &self.spec).field("offset", &self.offset).field("size", &self.size).finish()
+    }
+}
+
+impl PointwiseKernel {
+    /// What the kernel was generated for.
+    pub fn spec(&self) -> &PointwiseSpec {
+        &self.spec
+    }
+
+    /// Size of its machine code (and constants) in bytes.
+    pub fn code_size(&self) -> usize {
+        self.size
+    }
+
+    fn call(&self, args: [u64; 6]) -> Result<(), ExecError> {
+        // SAFETY: a `PointwiseKernel` is only made by `Program::place` from
+        // code that `pointwise::generate` emitted for `self.spec` at
+        // `self.offset`; each public method below asserts, before calling,
+        // that its slices are exactly the lengths that code reads and writes
+        // (see the module `pointwise`), and passes them in the order it expects.
+        #[allow(unsafe_code)]
+        let r = unsafe { self.mem.call(self.offset, args) };
+        r.map(|_| ())
+    }
+
+    /// RMSNorm: `o = w * (s * x)`, `s = 1 / sqrt(Σx²/dim + 1e-5)`.
+    ///
+    /// # Panics
+    /// If the kernel is not an RMSNorm one or a slice is not `dim` long.
+    pub fn rmsnorm(&self, o: &mut [f32], x: &[f32], w: &[f32]) -> Result<(), ExecError> {
+        let PointwiseSpec::RmsNorm { dim } = self.spec else { panic!("{:?} called as rmsnorm", self.spec) };
+        assert!(o.len() == dim && x.len() == dim && w.len() == dim, "JIT rmsnorm made for {dim} values");
+        self.call([o.as_mut_ptr() as u64, x.as_ptr() as u64, w.as_ptr() as u64, 0, 0, 0])
+    }
+
+    /// SwiGLU: `hb = hb · σ(hb) · hb2`.
+    ///
+    /// # Panics
+    /// If the kernel is not a SwiGLU one or a slice is not `n` long.
+    pub fn swiglu(&self, hb: &mut [f32], hb2: &[f32]) -> Result<(), ExecError> {
+        let PointwiseSpec::SwiGlu { n } = self.spec else { panic!("{:?} called as swiglu", self.spec) };
+        assert!(hb.len() == n && hb2.len() == n, "JIT swiglu made for {n} values");
+        self.call([hb.as_mut_ptr() as u64, hb2.as_ptr() as u64, 0, 0, 0, 0])
+    }
+
+    /// RoPE of every head of `v` by the `[cos, sin]` pairs `cs` (one head long).
+    ///
+    /// # Panics
+    /// If the kernel is not a RoPE one, `cs` is not one head long or `v` is
+    /// not whole heads.
+    pub fn rope(&self, v: &mut [f32], cs: &[f32]) -> Result<(), ExecError> {
+        let PointwiseSpec::Rope { head } = self.spec else { panic!("{:?} called as rope", self.spec) };
+        assert!(cs.len() == head && v.len().is_multiple_of(head), "JIT rope made for heads of {head} values");
+        self.call([v.as_mut_ptr() as u64, cs.as_ptr() as u64, (v.len() / head) as u64, 0, 0, 0])
     }
 }

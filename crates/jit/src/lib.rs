@@ -2,6 +2,11 @@
 //! specialised to the model's exact shapes and to the CPU it finds.
 //!
 //! Principles it keeps:
+//! - Kernels: f32 matrix-vector products ([`matvec`], AVX2 or SSE2), int8
+//!   ones ([`q8`]), and RMSNorm, SwiGLU and RoPE ([`pointwise`]), each made
+//!   for the model's exact dims. Not generated: softmax (its length grows with
+//!   the position, so there is no fixed dim to bake in) and matrix-matrix
+//!   products (the engine decodes one token at a time and has none).
 //! - It only makes bytes. Generation ([`matvec::generate`], [`Program`]) turns
 //!   a small kernel description into x86-64 code and entry offsets; placing
 //!   the code in memory and calling it is the job of an [`ExecAlloc`] the
@@ -29,13 +34,15 @@ pub mod engine;
 pub mod exec;
 pub mod matvec;
 pub mod platform;
+pub mod pointwise;
 pub mod q8;
 
 use alloc::string::String;
 use core::fmt;
 
-pub use exec::{ExecAlloc, ExecError, ExecMemory, KernelSpec, MatvecKernel, Placed, Program, Q8Kernel};
+pub use exec::{ExecAlloc, ExecError, ExecMemory, KernelSpec, MatvecKernel, Placed, PointwiseKernel, Program, Q8Kernel};
 pub use matvec::MatvecSpec;
+pub use pointwise::PointwiseSpec;
 pub use q8::Q8Spec;
 
 /// The instruction set a kernel is generated for.
@@ -68,6 +75,8 @@ pub enum JitError {
     BadBlockRows { rows: usize, max: usize, isa: Isa },
     /// Int8 rows must be whole groups of 32 values.
     NotWholeGroups(usize),
+    /// Vector kernels work on whole 8-lane vectors.
+    NotWholeVectors(usize),
     /// The prefetch distance is not a multiple of 64 bytes up to 65536.
     BadPrefetch(u32),
     /// The encoder refused an instruction (a bug in the generator).
@@ -87,6 +96,9 @@ impl fmt::Display for JitError {
                 write!(f, "a block of {rows} rows does not fit the {} registers: use 1 to {max}", isa.name())
             }
             Self::NotWholeGroups(c) => write!(f, "{c} columns is not a whole number of int8 groups of 32: pad the rows"),
+            Self::NotWholeVectors(n) => {
+                write!(f, "{n} values is not a whole number of 8-lane vectors: use the ahead-of-time kernel")
+            }
             Self::BadPrefetch(d) => write!(f, "prefetch distance {d} must be a multiple of 64 bytes, at most 65536"),
             Self::Encoder(e) => write!(f, "the x86 encoder refused the generated code ({e}): this is a generator bug"),
             Self::Exec(e) => write!(f, "{e}"),

@@ -242,11 +242,21 @@ impl<'a> Transformer<'a> {
         &self.hooks
     }
 
-    /// The matrix-vector products of one forward call, as the profiler names them.
-    fn matmul_ops(&self) -> [Op; 5] {
+    /// The matrix-vector products and the vector operations of one forward
+    /// call, as the profiler names them.
+    fn shapes(&self) -> [Op; 8] {
         let (c, q) = (self.config, self.mode == WeightMode::Q8);
         let op = |rows, cols| if q { Op::Q8Matmul { rows, cols } } else { Op::Matmul { rows, cols } };
-        [op(c.dim, c.dim), op(c.kv_dim(), c.dim), op(c.hidden_dim, c.dim), op(c.dim, c.hidden_dim), op(c.vocab_size, c.dim)]
+        [
+            op(c.dim, c.dim),
+            op(c.kv_dim(), c.dim),
+            op(c.hidden_dim, c.dim),
+            op(c.dim, c.hidden_dim),
+            op(c.vocab_size, c.dim),
+            Op::RmsNorm { dim: c.dim },
+            Op::Rope { head: c.head_size() },
+            Op::SwiGlu { n: c.hidden_dim },
+        ]
     }
 
     /// Runs the model on `token` at position `pos` and returns the logits.
@@ -260,7 +270,7 @@ impl<'a> Transformer<'a> {
             return Err(ForwardError::PositionOutOfRange { pos, seq_len: c.seq_len });
         }
         let ks = self.kernels;
-        let ops = self.matmul_ops();
+        let ops = self.shapes();
         self.hooks.token(ks, &ops);
         let (d, kv_dim, hs) = (c.dim, c.kv_dim(), c.head_size());
         let kv_mul = c.kv_mul();
@@ -278,15 +288,21 @@ impl<'a> Transformer<'a> {
 
         for (l, layer) in self.layers.iter().enumerate() {
             let t0 = self.hooks.now();
-            ks.rmsnorm(&mut self.xb, &self.x, layer.rms_att);
-            self.hooks.record(Op::RmsNorm, t0);
+            if !self.hooks.specialiser().is_some_and(|j| j.rmsnorm(&mut self.xb, &self.x, layer.rms_att)) {
+                ks.rmsnorm(&mut self.xb, &self.x, layer.rms_att);
+            }
+            self.hooks.record(Op::RmsNorm { dim: d }, t0);
             matmul(&mut self.hooks, ks, par, &mut self.q, &self.xb, &layer.wq, &mut self.qdim, true);
             matmul(&mut self.hooks, ks, par, &mut self.k, &self.xb, &layer.wk, &mut self.qdim, false);
             matmul(&mut self.hooks, ks, par, &mut self.v, &self.xb, &layer.wv, &mut self.qdim, false);
             let t0 = self.hooks.now();
-            ks.rope(&mut self.q, &self.rope);
-            ks.rope(&mut self.k, &self.rope);
-            self.hooks.record(Op::Rope, t0);
+            let cs = self.rope.as_flattened();
+            for v in [&mut self.q, &mut self.k] {
+                if !self.hooks.specialiser().is_some_and(|j| j.rope(v, cs)) {
+                    ks.rope(v, &self.rope);
+                }
+            }
+            self.hooks.record(Op::Rope { head: hs }, t0);
             let loff = l * c.seq_len * kv_dim;
             let at = loff + pos * kv_dim;
             self.key_cache[at..at + kv_dim].copy_from_slice(&self.k);
@@ -319,12 +335,18 @@ impl<'a> Transformer<'a> {
                 *x += y;
             }
 
-            ks.rmsnorm(&mut self.xb, &self.x, layer.rms_ffn);
+            let t0 = self.hooks.now();
+            if !self.hooks.specialiser().is_some_and(|j| j.rmsnorm(&mut self.xb, &self.x, layer.rms_ffn)) {
+                ks.rmsnorm(&mut self.xb, &self.x, layer.rms_ffn);
+            }
+            self.hooks.record(Op::RmsNorm { dim: d }, t0);
             matmul(&mut self.hooks, ks, par, &mut self.hb, &self.xb, &layer.w1, &mut self.qdim, true);
             matmul(&mut self.hooks, ks, par, &mut self.hb2, &self.xb, &layer.w3, &mut self.qdim, false);
             let t0 = self.hooks.now();
-            ks.swiglu(&mut self.hb, &self.hb2);
-            self.hooks.record(Op::SwiGlu, t0);
+            if !self.hooks.specialiser().is_some_and(|j| j.swiglu(&mut self.hb, &self.hb2)) {
+                ks.swiglu(&mut self.hb, &self.hb2);
+            }
+            self.hooks.record(Op::SwiGlu { n: c.hidden_dim }, t0);
             matmul(&mut self.hooks, ks, par, &mut self.xb, &self.hb, &layer.w2, &mut self.qhidden, true);
             for (x, y) in self.x.iter_mut().zip(&self.xb) {
                 *x += y;

@@ -20,14 +20,14 @@ pub enum Op {
     Matmul { rows: usize, cols: usize },
     /// The same product with int8 weights.
     Q8Matmul { rows: usize, cols: usize },
-    /// RMSNorm before attention and before the feed-forward block.
-    RmsNorm,
-    /// RoPE on q and k.
-    Rope,
+    /// RMSNorm over `dim` values, before attention and before the feed-forward block.
+    RmsNorm { dim: usize },
+    /// RoPE on q and k, heads of `head` values.
+    Rope { head: usize },
     /// Scores, softmax and weighted sum over every head.
     Attention,
-    /// `silu(hb) * hb2`.
-    SwiGlu,
+    /// `silu(hb) * hb2` over `n` values.
+    SwiGlu { n: usize },
 }
 
 impl fmt::Display for Op {
@@ -35,10 +35,10 @@ impl fmt::Display for Op {
         match self {
             Op::Matmul { rows, cols } => write!(f, "matmul {rows}x{cols}"),
             Op::Q8Matmul { rows, cols } => write!(f, "q8 matmul {rows}x{cols}"),
-            Op::RmsNorm => write!(f, "rmsnorm"),
-            Op::Rope => write!(f, "rope"),
+            Op::RmsNorm { dim } => write!(f, "rmsnorm {dim}"),
+            Op::Rope { head } => write!(f, "rope head {head}"),
             Op::Attention => write!(f, "attention"),
-            Op::SwiGlu => write!(f, "swiglu"),
+            Op::SwiGlu { n } => write!(f, "swiglu {n}"),
         }
     }
 }
@@ -111,6 +111,20 @@ pub trait Specialiser: Send + Sync {
     }
     /// Whether a checked int8 kernel for `cols` (padded) columns is installed.
     fn has_q8_matmul(&self, _cols: usize) -> bool {
+        false
+    }
+    /// Runs an installed RMSNorm kernel (see [`KernelSet::rmsnorm`]); false
+    /// (having done nothing) when there is none for `x.len()`.
+    fn rmsnorm(&self, _o: &mut [f32], _x: &[f32], _w: &[f32]) -> bool {
+        false
+    }
+    /// Runs an installed SwiGLU kernel (see [`KernelSet::swiglu`]); false when none.
+    fn swiglu(&self, _hb: &mut [f32], _hb2: &[f32]) -> bool {
+        false
+    }
+    /// Runs an installed RoPE kernel (see [`KernelSet::rope`], `cs` flattened);
+    /// false when none.
+    fn rope(&self, _v: &mut [f32], _cs: &[f32]) -> bool {
         false
     }
     /// Writes what was generated (kernels, sizes, time to generate, checks).
@@ -240,13 +254,13 @@ mod tests {
     #[test]
     fn profile_orders_by_cycles_and_counts_calls() {
         let mut p = Profile::default();
-        p.add(Op::RmsNorm, 10);
+        p.add(Op::RmsNorm { dim: 8 }, 10);
         p.add(Op::Matmul { rows: 4, cols: 8 }, 100);
-        p.add(Op::RmsNorm, 15);
+        p.add(Op::RmsNorm { dim: 8 }, 15);
         let h = p.hottest();
         assert_eq!(h[0].op, Op::Matmul { rows: 4, cols: 8 });
-        assert_eq!(p.get(Op::RmsNorm), Some(OpStats { op: Op::RmsNorm, calls: 2, cycles: 25 }));
-        assert_eq!(p.get(Op::RmsNorm).map(|s| s.cycles_per_call()), Some(12));
-        assert_eq!(p.get(Op::Rope), None);
+        assert_eq!(p.get(Op::RmsNorm { dim: 8 }), Some(OpStats { op: Op::RmsNorm { dim: 8 }, calls: 2, cycles: 25 }));
+        assert_eq!(p.get(Op::RmsNorm { dim: 8 }).map(|s| s.cycles_per_call()), Some(12));
+        assert_eq!(p.get(Op::Rope { head: 8 }), None);
     }
 }

@@ -76,6 +76,21 @@ impl fmt::Display for Unsupported {
     }
 }
 
+/// The constants of the SIMD sets' lane `e^x` (algorithm in `x86.rs`), shared
+/// by the AVX2 and AVX-512 kernels and by generated code that must give the
+/// same bits.
+pub mod lane_exp {
+    pub const LOG2E: f32 = core::f32::consts::LOG2_E;
+    /// ln 2 to 9 bits: `n * LN2_HI` is exact.
+    pub const LN2_HI: f32 = 355.0 / 512.0;
+    pub const LN2_LO: f32 = -2.121_944_4e-4;
+    pub const EXP_HI: f32 = 88.722_83;
+    pub const EXP_LO: f32 = -104.0;
+    /// Polynomial coefficients, highest degree first (Cephes' expf; its
+    /// 5.0000001e-1 rounds to 0.5 in f32).
+    pub const P: [f32; 6] = [1.987_569_1e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5];
+}
+
 /// What the CPU offers, read with CPUID and XGETBV.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CpuFeatures {

@@ -347,17 +347,13 @@ pub unsafe fn q8_matmul_avx2(out: &mut [f32], qw: &[i8], sw: &[f32], qx: &[i8], 
 // smallest subnormals, above EXP_HI it overflows.
 // Measured against libm::expf over every f32 in [-104, 88.7]: see the tests.
 
-const LOG2E: f32 = core::f32::consts::LOG2_E;
-const LN2_HI: f32 = 355.0 / 512.0; // ln 2 to 9 bits: n * LN2_HI is exact
-const LN2_LO: f32 = -2.121_944_4e-4;
-const EXP_HI: f32 = 88.722_83;
-const EXP_LO: f32 = -104.0;
-const P0: f32 = 1.987_569_1e-4;
-const P1: f32 = 1.398_199_9e-3;
-const P2: f32 = 8.333_452e-3;
-const P3: f32 = 4.166_579_6e-2;
-const P4: f32 = 1.666_666_5e-1;
-const P5: f32 = 0.5; // Cephes' 5.0000001e-1 rounds to 0.5 in f32
+use super::lane_exp::{EXP_HI, EXP_LO, LN2_HI, LN2_LO, LOG2E, P};
+const P0: f32 = P[0];
+const P1: f32 = P[1];
+const P2: f32 = P[2];
+const P3: f32 = P[3];
+const P4: f32 = P[4];
+const P5: f32 = P[5];
 
 /// e^x in 4 lanes.
 #[inline]

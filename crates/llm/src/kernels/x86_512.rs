@@ -126,12 +126,7 @@ pub unsafe fn scale_mul_avx512(o: &mut [f32], x: &[f32], w: &[f32], s: f32) {
 }
 
 // Lane exponential: the AVX2 set's algorithm and constants (see x86.rs).
-const LOG2E: f32 = core::f32::consts::LOG2_E;
-const LN2_HI: f32 = 355.0 / 512.0;
-const LN2_LO: f32 = -2.121_944_4e-4;
-const EXP_HI: f32 = 88.722_83;
-const EXP_LO: f32 = -104.0;
-const P: [f32; 6] = [1.987_569_1e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5];
+use super::lane_exp::{EXP_HI, EXP_LO, LN2_HI, LN2_LO, LOG2E, P};
 
 /// e^x in 16 lanes.
 #[inline]
