@@ -297,6 +297,72 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
         }
     }
 
+    // RMSNorm, SwiGLU and RoPE at each model's dims (in cache: these are the
+    // vectors of one token), against the AOT kernels of the best set the
+    // generated code gives the same bits as.
+    println!("\nvector operations, ns per call (median of {reps} rounds of 20000 calls)");
+    println!("| model | op | AOT set | AOT ns | JIT ns | AOT/JIT |");
+    println!("|---|---|---|---|---|---|");
+    for &s in &shapes {
+        let c = s.config();
+        for spec in [
+            bareflow_jit::PointwiseSpec::RmsNorm { dim: c.dim },
+            bareflow_jit::PointwiseSpec::SwiGlu { n: c.hidden_dim },
+            bareflow_jit::PointwiseSpec::Rope { head: c.head_size() },
+        ] {
+            let best = KernelSet::best();
+            let aot = if bareflow_jit::engine::pointwise_generated_for(best.kind(), &spec) { best } else { ks };
+            let mut p = Program::new();
+            p.add_pointwise(spec)?;
+            let k = p.place(&HostAlloc)?.pointwise.pop().context("no kernel")?;
+            let mut rng = Rng::new(9);
+            let (x, w) = (rng.vec(c.dim.max(c.hidden_dim)), rng.vec(c.dim.max(c.hidden_dim)));
+            // Unit rotations, so that repeated calls keep the values bounded.
+            let pairs: Vec<[f32; 2]> = (0..c.head_size() / 2).map(|_| rng.next_f32() * 3.0).map(|t| [t.cos(), t.sin()]).collect();
+            let mut o = vec![0.0f32; c.dim.max(c.hidden_dim)];
+            let mut err = None;
+            let (a, j) = match spec {
+                bareflow_jit::PointwiseSpec::RmsNorm { dim } => (
+                    time_calls(reps, 20_000, |_| aot.rmsnorm(&mut o[..dim], &x[..dim], &w[..dim])),
+                    time_calls(reps, 20_000, |_| {
+                        if let Err(e) = k.rmsnorm(&mut o[..dim], &x[..dim], &w[..dim]) {
+                            err = Some(e);
+                        }
+                    }),
+                ),
+                bareflow_jit::PointwiseSpec::SwiGlu { n } => (
+                    // Inputs of moderate size: repeated calls keep them bounded.
+                    time_calls(reps, 20_000, |_| {
+                        o[..n].copy_from_slice(&x[..n]);
+                        aot.swiglu(&mut o[..n], &w[..n])
+                    }),
+                    time_calls(reps, 20_000, |_| {
+                        o[..n].copy_from_slice(&x[..n]);
+                        if let Err(e) = k.swiglu(&mut o[..n], &w[..n]) {
+                            err = Some(e);
+                        }
+                    }),
+                ),
+                bareflow_jit::PointwiseSpec::Rope { .. } => {
+                    let q = c.dim;
+                    (
+                        time_calls(reps, 20_000, |_| aot.rope(&mut o[..q], &pairs)),
+                        time_calls(reps, 20_000, |_| {
+                            if let Err(e) = k.rope(&mut o[..q], pairs.as_flattened()) {
+                                err = Some(e);
+                            }
+                        }),
+                    )
+                }
+            };
+            if let Some(e) = err {
+                bail!("JIT {} failed: {e}", spec.name());
+            }
+            println!("| {} | {} {} | {} | {a:.0} | {j:.0} | {:.2}x |", shape_name(s), spec.name(), spec.len(), aot.kind().name(), a / j);
+            krows.push(KernelRow { model: format!("{} {}", shape_name(s), spec.name()), rows: 1, cols: spec.len(), aot_ns: a, jit_ns: j, gbs: 0.0 });
+        }
+    }
+
     // 4. End to end.
     let mut e2e = Vec::new();
     if !args.iter().any(|a| a == "--no-e2e") {

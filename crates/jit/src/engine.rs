@@ -214,6 +214,14 @@ pub fn pointwise_generated_for(kind: KernelKind, spec: &PointwiseSpec) -> bool {
     }
 }
 
+/// Whether the engine installs generated `spec` code under `kind`: only where
+/// it gives the same bits and is not slower. Under the AVX-512 set the 8-lane
+/// generated SwiGLU measured 0.56x the set's 16-lane one and RoPE 1.0x (`bench
+/// jit`, 2026-12-03), so there the set's kernels stay.
+pub fn pointwise_installed_for(kind: KernelKind, spec: &PointwiseSpec) -> bool {
+    kind == KernelKind::Avx2 && pointwise_generated_for(kind, spec)
+}
+
 /// The ISA whose generated f32 code sums like `kind`'s kernels, if any.
 pub fn isa_for(kind: KernelKind) -> Option<Isa> {
     match kind {
@@ -370,6 +378,14 @@ impl LlmJit {
                 if !pointwise_generated_for(ks.kind(), &spec) {
                     self.log.push(format!(
                         "{}: the {} kernels sum it in another order than the generated AVX2 code (ahead-of-time kernel kept)",
+                        s.op,
+                        ks.kind().name()
+                    ));
+                    continue;
+                }
+                if !pointwise_installed_for(ks.kind(), &spec) {
+                    self.log.push(format!(
+                        "{}: the {} kernel is wider than the generated 8-lane code and measured faster (ahead-of-time kernel kept)",
                         s.op,
                         ks.kind().name()
                     ));

@@ -118,7 +118,7 @@ fn the_engine_generates_the_vector_ops_it_profiled_and_uses_them() {
 }
 
 #[test]
-fn rmsnorm_is_left_to_the_avx512_set_which_sums_in_another_order() {
+fn vector_ops_are_left_to_the_avx512_set() {
     let Ok(ks) = KernelSet::new(KernelKind::Avx512) else {
         eprintln!("no AVX-512 here: skipped");
         return;
@@ -126,7 +126,7 @@ fn rmsnorm_is_left_to_the_avx512_set_which_sums_in_another_order() {
     let mut jit = LlmJit::new(Box::new(HostAlloc), || 0, 4, true);
     let hot = [OpStats { op: Op::RmsNorm { dim: 64 }, calls: 1, cycles: 1 }, OpStats { op: Op::SwiGlu { n: 64 }, calls: 1, cycles: 1 }];
     jit.specialise(&hot, ks);
-    let specs: Vec<PointwiseSpec> = jit.installed_pointwise().iter().map(|k| *k.spec()).collect();
-    assert_eq!(specs, [PointwiseSpec::SwiGlu { n: 64 }]);
+    assert!(jit.installed_pointwise().is_empty(), "{:?}", jit.log());
     assert!(jit.log().iter().any(|l| l.contains("rmsnorm 64") && l.contains("another order")), "{:?}", jit.log());
+    assert!(jit.log().iter().any(|l| l.contains("swiglu 64") && l.contains("measured faster")), "{:?}", jit.log());
 }
