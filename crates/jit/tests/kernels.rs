@@ -168,3 +168,23 @@ fn impossible_int8_shapes_are_refused() {
     assert_eq!(pf(65536 + 64), Err(JitError::BadPrefetch(65536 + 64)));
     assert!(pf(65536).is_ok());
 }
+
+/// The check catches code that does not give the AOT kernel's bits: AVX2 code
+/// checked against the SSE2 set (another summation order) is refused, with a
+/// message naming the row and both values; the same code passes against AVX2.
+#[test]
+fn a_kernel_that_differs_from_the_aot_bits_is_refused_by_the_check() {
+    let (Ok(avx2), Ok(sse2)) = (KernelSet::new(KernelKind::Avx2), KernelSet::new(KernelKind::Sse2)) else { return };
+    let mut p = Program::new();
+    p.add_matvec(MatvecSpec::tuned(288, Isa::Avx2Fma)).expect("generate");
+    let k = p.place(&HostAlloc).expect("place").matvec.pop().expect("one kernel");
+    let mut rng = Rng::new(21);
+    assert!(check_matvec(&k, avx2, &mut rng).is_ok());
+    match check_matvec(&k, sse2, &mut rng) {
+        Err(e @ bareflow_jit::engine::CheckError::NotBitExact { .. }) => {
+            let m = e.to_string();
+            assert!(m.contains("ahead-of-time kernel gives") && m.contains("summation order"), "{m}");
+        }
+        other => panic!("AVX2 code passed as SSE2's bits: {other:?}"),
+    }
+}
