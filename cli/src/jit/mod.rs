@@ -159,7 +159,7 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
-/// `cargo bareflow bench jit [--shapes 15M,110M] [--tokens N] [--reps R] [--no-e2e]`.
+/// `cargo bareflow bench jit [--shapes 15M,110M] [--tokens N] [--reps R] [--no-e2e] [--no-tuning]`.
 pub fn bench(args: &[String]) -> anyhow::Result<i32> {
     let shapes: Vec<Shape> = flag(args, "--shapes")
         .unwrap_or("15M,110M")
@@ -183,10 +183,15 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
     println!("ahead-of-time kernels: {}; JIT ISA: {}", ks.kind().name(), isa.name());
 
     // 1. Choice of register block and prefetch, by measurement, on the 15M w1 shape.
+    let tuning = !args.iter().any(|a| a == "--no-tuning");
     println!("\n[1/4] tuning (15M w1 and 110M w1 shapes, rotating over 256 MiB, ns per call, best of {reps})");
     println!("| matrix | block rows | prefetch B | JIT ns | AOT ns | AOT/JIT |");
     println!("|---|---|---|---|---|---|");
-    for (rows, cols) in [(768, 288), (2048, 768)] {
+    let tuning_shapes: &[(usize, usize)] = if tuning { &[(768, 288), (2048, 768)] } else { &[] };
+    if !tuning {
+        println!("(skipped: --no-tuning)");
+    }
+    for &(rows, cols) in tuning_shapes {
         for block_rows in 1..=MatvecSpec::max_block_rows(isa) {
             let next_block = (block_rows * cols * 4) as u32 / 64 * 64;
             for prefetch in [0u32, 256, 1024, next_block] {
@@ -204,7 +209,7 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
     }
 
     // 2. Time to generate every kernel of each model (encoding; then placing in W^X pages and the check).
-    println!("\n[2/4] time to generate all kernels (median of 21)");
+    println!("\n[2/4] time to generate all kernels of a model: f32 and int8 products, RMSNorm, SwiGLU, RoPE (median of 21)");
     println!("| model | kernels | code bytes | generate ms | place ms | check ms |");
     println!("|---|---|---|---|---|---|");
     let mut gen_json = Vec::new();
@@ -213,7 +218,18 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
         cols.dedup();
         cols.sort_unstable();
         cols.dedup();
+        // Everything the JIT makes for a model: f32 and int8 products for each
+        // width, and RMSNorm, SwiGLU and RoPE at its dims.
         let specs: Vec<MatvecSpec> = cols.iter().map(|&c| MatvecSpec::tuned(c, isa)).collect();
+        let q8_specs: Vec<Q8Spec> = if isa == bareflow_jit::Isa::Avx2Fma { cols.iter().map(|&c| Q8Spec::tuned(c.div_ceil(32) * 32)).collect() } else { Vec::new() };
+        let cfg = s.config();
+        let vec_specs = [
+            bareflow_jit::PointwiseSpec::RmsNorm { dim: cfg.dim },
+            bareflow_jit::PointwiseSpec::SwiGlu { n: cfg.hidden_dim },
+            bareflow_jit::PointwiseSpec::Rope { head: cfg.head_size() },
+        ];
+        let vec_specs: Vec<_> = if isa == bareflow_jit::Isa::Avx2Fma { vec_specs.to_vec() } else { Vec::new() };
+        let n_kernels = specs.len() + q8_specs.len() + vec_specs.len();
         let (mut g, mut p, mut c) = (Vec::new(), Vec::new(), Vec::new());
         let mut bytes = 0;
         for _ in 0..21 {
@@ -222,12 +238,24 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
             for sp in &specs {
                 prog.add_matvec(*sp)?;
             }
+            for sp in &q8_specs {
+                prog.add_q8(*sp)?;
+            }
+            for sp in &vec_specs {
+                prog.add_pointwise(*sp)?;
+            }
             let t1 = Instant::now();
-            let ks_placed = prog.place(&HostAlloc)?.matvec;
+            let placed = prog.place(&HostAlloc)?;
             let t2 = Instant::now();
             let mut rng = Rng::new(1);
-            for k in &ks_placed {
+            for k in &placed.matvec {
                 check_matvec(k, ks, &mut rng).map_err(|e| anyhow::anyhow!("{s:?}: {e}"))?;
+            }
+            for k in &placed.q8 {
+                bareflow_jit::engine::check_q8(k, ks, &mut rng).map_err(|e| anyhow::anyhow!("{s:?}: {e}"))?;
+            }
+            for k in &placed.pointwise {
+                bareflow_jit::engine::check_pointwise(k, ks, &mut rng).map_err(|e| anyhow::anyhow!("{s:?}: {e}"))?;
             }
             let t3 = Instant::now();
             bytes = prog.code().len();
@@ -236,8 +264,8 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
             c.push((t3 - t2).as_secs_f64() * 1e3);
         }
         let (g, p, c) = (median(&mut g), median(&mut p), median(&mut c));
-        println!("| {} | {} | {bytes} | {g:.3} | {p:.3} | {c:.3} |", shape_name(s), specs.len());
-        gen_json.push(format!("{{\"model\":\"{}\",\"kernels\":{},\"bytes\":{bytes},\"generate_ms\":{g:.4},\"place_ms\":{p:.4},\"check_ms\":{c:.4}}}", shape_name(s), specs.len()));
+        println!("| {} | {n_kernels} | {bytes} | {g:.3} | {p:.3} | {c:.3} |", shape_name(s));
+        gen_json.push(format!("{{\"model\":\"{}\",\"kernels\":{n_kernels},\"bytes\":{bytes},\"generate_ms\":{g:.4},\"place_ms\":{p:.4},\"check_ms\":{c:.4}}}", shape_name(s)));
     }
 
     // 3. Per kernel.
@@ -270,7 +298,8 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
         println!("\nint8 tuning: rows per register block and prefetch distance in rows ahead (best of {reps})");
         println!("| matrix | block rows | prefetch rows ahead | AOT ns | JIT ns | AOT/JIT |");
         println!("|---|---|---|---|---|---|");
-        for (rows, cols) in [(768, 288), (2048, 768), (768, 2048)] {
+        let q8_tuning: &[(usize, usize)] = if tuning { &[(768, 288), (2048, 768), (768, 2048)] } else { &[] };
+        for &(rows, cols) in q8_tuning {
             for block_rows in [1usize, 2, 4, 6] {
                 for ahead in [0u32, 2, 4, 8, 16] {
                     let prefetch = (ahead * cols as u32).min(65536) / 64 * 64;
