@@ -121,7 +121,9 @@ fn bench_q8(ks: KernelSet, k: &Q8Kernel, rows: usize, reps: usize) -> anyhow::Re
     let per = rows * cols;
     let copies = ((256usize << 20) / per).max(2);
     let qw: Vec<i8> = (0..per * copies).map(|_| ((rng.next_u64() % 255) as i32 - 127) as i8).collect();
-    let sw: Vec<f32> = (0..rows * groups).map(|_| rng.next_f32().abs() / 127.0).collect();
+    // Scales rotate with the weights (a model's scales are not in cache either).
+    let sw: Vec<f32> = (0..rows * groups * copies).map(|_| rng.next_f32().abs() / 127.0).collect();
+    let sper = rows * groups;
     let qx: Vec<i8> = (0..cols).map(|_| ((rng.next_u64() % 255) as i32 - 127) as i8).collect();
     let sx: Vec<f32> = (0..groups).map(|_| rng.next_f32().abs() / 127.0).collect();
     let mut out = vec![0.0f32; rows];
@@ -131,11 +133,13 @@ fn bench_q8(ks: KernelSet, k: &Q8Kernel, rows: usize, reps: usize) -> anyhow::Re
     for _ in 0..reps {
         a.push(time_calls(1, calls, |i| {
             let m = &qw[(i % copies) * per..(i % copies + 1) * per];
-            ks.q8_matmul(&mut out, m, &sw, &qx, &sx);
+            let sw = &sw[(i % copies) * sper..(i % copies + 1) * sper];
+            ks.q8_matmul(&mut out, m, sw, &qx, &sx);
         }));
         j.push(time_calls(1, calls, |i| {
             let m = &qw[(i % copies) * per..(i % copies + 1) * per];
-            if let Err(e) = k.run(&mut out, m, &sw, &qx, &sx) {
+            let sw = &sw[(i % copies) * sper..(i % copies + 1) * sper];
+            if let Err(e) = k.run(&mut out, m, sw, &qx, &sx) {
                 err = Some(e);
             }
         }));
