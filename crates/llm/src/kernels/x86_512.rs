@@ -25,6 +25,17 @@ fn mask16(n: usize) -> __mmask16 {
 /// AVX-512F available.
 #[target_feature(enable = "avx512f")]
 pub unsafe fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
+    // SAFETY: AVX-512F available (caller's contract).
+    unsafe { dot_ahead::<false>(a, b, 0) }
+}
+
+/// [`dot_avx512`], prefetching `a`'s lines `ahead` values past each step when `PF`.
+///
+/// # Safety
+/// AVX-512F available.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn dot_ahead<const PF: bool>(a: &[f32], b: &[f32], ahead: usize) -> f32 {
     let n = a.len().min(b.len());
     let n64 = n & !63;
     let n16 = n & !15;
@@ -33,6 +44,12 @@ pub unsafe fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
     let (mut a0, mut a1, mut a2, mut a3) = (z, z, z, z);
     let mut j = 0;
     while j < n64 {
+        if PF {
+            // A hint only: prefetching any address is safe, in or out of bounds.
+            for l in [0, 16, 32, 48] {
+                _mm_prefetch::<_MM_HINT_T0>(pa.wrapping_add(j + ahead + l) as *const i8);
+            }
+        }
         // SAFETY: j + 64 <= n64 <= both lengths.
         unsafe {
             a0 = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(j)), _mm512_loadu_ps(pb.add(j)), a0);
@@ -56,7 +73,8 @@ pub unsafe fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// Matrix-vector product, one row at a time (a single sequential stream, as
-/// the AVX2 set measured best on this kind of CPU), four FMA chains per row.
+/// the AVX2 set measured best on this kind of CPU), four FMA chains per row,
+/// the row two ahead prefetched.
 ///
 /// # Safety
 /// AVX-512F available; `w.len() >= out.len() * x.len()`.
@@ -67,9 +85,11 @@ pub unsafe fn matmul_avx512(out: &mut [f32], x: &[f32], w: &[f32]) {
         out.fill(0.0);
         return;
     }
+    // Two rows ahead prefetched: over 340 MB of 110M-shape matrices, 6 rounds
+    // alternated, median 30.8 GB/s against 26.0 without (one row ahead 30.0).
     for (o, row) in out.iter_mut().zip(w.chunks_exact(n)) {
         // SAFETY: AVX-512F available (caller's contract).
-        *o = unsafe { dot_avx512(row, x) };
+        *o = unsafe { dot_ahead::<true>(row, x, 2 * n) };
     }
 }
 
