@@ -172,15 +172,8 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
         .collect::<anyhow::Result<_>>()?;
     let tokens: usize = flag(args, "--tokens").unwrap_or("96").parse().context("--tokens must be a count")?;
     let reps: usize = flag(args, "--reps").unwrap_or("3").parse().context("--reps must be a count")?;
-    let mut ks = KernelSet::best();
-    if ks.kind() == bareflow_llm::KernelKind::Avx512 {
-        // The JIT emits SSE2 and AVX2 code, not AVX-512 yet: compare it with the
-        // AOT set it sums like (the AVX-512 AOT set is measured by `bench llm`).
-        println!(
-            "this CPU has AVX-512; the JIT does not generate AVX-512 code yet, so f32 JIT and AOT are compared on the AVX2 set (int8 runs use the AVX-512 set, whose int8 matmul is the AVX2 one)"
-        );
-        ks = KernelSet::new(bareflow_llm::KernelKind::Avx2).map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
+    // The best set: its f32 and int8 products are the AVX2 ones the generated code sums like.
+    let ks = KernelSet::best();
     let Some(isa) = isa_for(ks.kind()) else {
         bail!("this CPU has only the portable kernels: the JIT generates SSE2 or AVX2 code only");
     };
@@ -232,7 +225,9 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
             bareflow_jit::PointwiseSpec::SwiGlu { n: cfg.hidden_dim },
             bareflow_jit::PointwiseSpec::Rope { head: cfg.head_size() },
         ];
-        let vec_specs: Vec<_> = if isa == bareflow_jit::Isa::Avx2Fma { vec_specs.to_vec() } else { Vec::new() };
+        // Those that give the set's bits (RMSNorm sums like the AVX2 set only).
+        let vec_specs: Vec<_> =
+            vec_specs.into_iter().filter(|v| bareflow_jit::engine::pointwise_generated_for(ks.kind(), v)).collect();
         let n_kernels = specs.len() + q8_specs.len() + vec_specs.len();
         let (mut g, mut p, mut c) = (Vec::new(), Vec::new(), Vec::new());
         let mut bytes = 0;
@@ -343,8 +338,12 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
             bareflow_jit::PointwiseSpec::SwiGlu { n: c.hidden_dim },
             bareflow_jit::PointwiseSpec::Rope { head: c.head_size() },
         ] {
-            let best = KernelSet::best();
-            let aot = if bareflow_jit::engine::pointwise_generated_for(best.kind(), &spec) { best } else { ks };
+            // Against the best set where the generated code gives its bits, else the AVX2 set.
+            let aot = if bareflow_jit::engine::pointwise_generated_for(ks.kind(), &spec) {
+                ks
+            } else {
+                KernelSet::new(bareflow_llm::KernelKind::Avx2).map_err(|e| anyhow::anyhow!("{e}"))?
+            };
             let mut p = Program::new();
             p.add_pointwise(spec)?;
             let k = p.place(&HostAlloc)?.pointwise.pop().context("no kernel")?;
@@ -449,10 +448,7 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
                         let mut cmd = Command::new(&bin);
                         cmd.arg(&ckpt).arg("-z").arg(&tok);
                         cmd.args(["-t", "0", "-n", &tokens.to_string(), "--threads", &t.to_string(), "--jit", mode]);
-                        // int8: the best set (its int8 matmul is the AVX2 one the JIT sums like);
-                        // f32: the set the JIT's f32 code sums like.
-                        let kernels = if int8 { KernelSet::best().kind() } else { ks.kind() };
-                        cmd.args(["--kernels", kernels.name()]);
+                        cmd.args(["--kernels", ks.kind().name()]);
                         if int8 {
                             cmd.arg("--int8");
                         }

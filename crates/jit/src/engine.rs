@@ -222,12 +222,13 @@ pub fn pointwise_installed_for(kind: KernelKind, spec: &PointwiseSpec) -> bool {
     kind == KernelKind::Avx2 && pointwise_generated_for(kind, spec)
 }
 
-/// The ISA whose generated f32 code sums like `kind`'s kernels, if any.
+/// The ISA whose generated f32 matrix-vector code sums like `kind`'s
+/// (the AVX-512 set's f32 product is the AVX2 one, see `KernelSet::matmul`).
 pub fn isa_for(kind: KernelKind) -> Option<Isa> {
     match kind {
-        KernelKind::Avx2 => Some(Isa::Avx2Fma),
+        KernelKind::Avx2 | KernelKind::Avx512 => Some(Isa::Avx2Fma),
         KernelKind::Sse2 => Some(Isa::Sse2),
-        KernelKind::Scalar | KernelKind::Avx512 => None,
+        KernelKind::Scalar => None,
     }
 }
 

@@ -130,6 +130,17 @@ fn hsum256(v: __m256) -> f32 {
 /// AVX2 and FMA available.
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+    // SAFETY: AVX2 and FMA available (caller's contract).
+    unsafe { dot_ahead_avx2::<false>(a, b, 0) }
+}
+
+/// [`dot_avx2`], prefetching `a`'s lines `ahead` values past each step when `PF`.
+///
+/// # Safety
+/// AVX2 and FMA available.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_ahead_avx2<const PF: bool>(a: &[f32], b: &[f32], ahead: usize) -> f32 {
     let n = a.len().min(b.len());
     let n8 = n & !7;
     let n32 = n & !31;
@@ -138,6 +149,11 @@ pub unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
     let (mut a0, mut a1, mut a2, mut a3) = (z, z, z, z);
     let mut j = 0;
     while j < n32 {
+        if PF {
+            // A hint only: prefetching any address is safe, in or out of bounds.
+            _mm_prefetch::<_MM_HINT_T0>(pa.wrapping_add(j + ahead) as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(pa.wrapping_add(j + ahead + 16) as *const i8);
+        }
         // SAFETY: j + 32 <= n32 <= both lengths.
         unsafe {
             a0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(j)), _mm256_loadu_ps(pb.add(j)), a0);
@@ -177,7 +193,9 @@ pub unsafe fn matmul_avx2(out: &mut [f32], x: &[f32], w: &[f32]) {
     if ONE_ROW {
         for (o, row) in out.iter_mut().zip(w.chunks_exact(n)) {
             // SAFETY: AVX2 and FMA are available (caller's contract).
-            *o = unsafe { dot_avx2(row, x) };
+            // Two rows ahead prefetched (measured within noise of none on Zen 5,
+            // 33.5 vs 33.1 GB/s; the generated f32 kernels prefetch too).
+            *o = unsafe { dot_ahead_avx2::<true>(row, x, 2 * n) };
         }
         return;
     }

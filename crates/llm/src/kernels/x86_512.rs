@@ -1,5 +1,6 @@
-//! AVX-512 kernels (AVX512F only). The int8 matmul is not here: the set
-//! uses the AVX2 one, which measured faster (see `KernelSet::q8_matmul`). Like [`super::x86`], every function is
+//! AVX-512 kernels (AVX512F only). The matrix-vector products are not here:
+//! the set uses the AVX2 f32 and int8 ones, which measured faster on this
+//! memory-bound work (see `KernelSet::matmul` and `KernelSet::q8_matmul`). Like [`super::x86`], every function is
 //! `unsafe` only because of `#[target_feature]`: [`super::KernelSet`] checked
 //! CPUID and XCR0 (opmask and both ZMM state components) before any call, and
 //! the safe wrappers there checked the slice lengths. Tails are handled with
@@ -25,17 +26,6 @@ fn mask16(n: usize) -> __mmask16 {
 /// AVX-512F available.
 #[target_feature(enable = "avx512f")]
 pub unsafe fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
-    // SAFETY: AVX-512F available (caller's contract).
-    unsafe { dot_ahead::<false>(a, b, 0) }
-}
-
-/// [`dot_avx512`], prefetching `a`'s lines `ahead` values past each step when `PF`.
-///
-/// # Safety
-/// AVX-512F available.
-#[inline]
-#[target_feature(enable = "avx512f")]
-unsafe fn dot_ahead<const PF: bool>(a: &[f32], b: &[f32], ahead: usize) -> f32 {
     let n = a.len().min(b.len());
     let n64 = n & !63;
     let n16 = n & !15;
@@ -44,12 +34,6 @@ unsafe fn dot_ahead<const PF: bool>(a: &[f32], b: &[f32], ahead: usize) -> f32 {
     let (mut a0, mut a1, mut a2, mut a3) = (z, z, z, z);
     let mut j = 0;
     while j < n64 {
-        if PF {
-            // A hint only: prefetching any address is safe, in or out of bounds.
-            for l in [0, 16, 32, 48] {
-                _mm_prefetch::<_MM_HINT_T0>(pa.wrapping_add(j + ahead + l) as *const i8);
-            }
-        }
         // SAFETY: j + 64 <= n64 <= both lengths.
         unsafe {
             a0 = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(j)), _mm512_loadu_ps(pb.add(j)), a0);
@@ -70,27 +54,6 @@ unsafe fn dot_ahead<const PF: bool>(a: &[f32], b: &[f32], ahead: usize) -> f32 {
         unsafe { a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, pa.add(j)), _mm512_maskz_loadu_ps(m, pb.add(j)), a1) };
     }
     _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)))
-}
-
-/// Matrix-vector product, one row at a time (a single sequential stream, as
-/// the AVX2 set measured best on this kind of CPU), four FMA chains per row,
-/// the row two ahead prefetched.
-///
-/// # Safety
-/// AVX-512F available; `w.len() >= out.len() * x.len()`.
-#[target_feature(enable = "avx512f")]
-pub unsafe fn matmul_avx512(out: &mut [f32], x: &[f32], w: &[f32]) {
-    let n = x.len();
-    if n == 0 {
-        out.fill(0.0);
-        return;
-    }
-    // Two rows ahead prefetched: over 340 MB of 110M-shape matrices, 6 rounds
-    // alternated, median 30.8 GB/s against 26.0 without (one row ahead 30.0).
-    for (o, row) in out.iter_mut().zip(w.chunks_exact(n)) {
-        // SAFETY: AVX-512F available (caller's contract).
-        *o = unsafe { dot_ahead::<true>(row, x, 2 * n) };
-    }
 }
 
 /// `out += a * v`, 16 lanes with FMA, masked tail.
