@@ -51,15 +51,16 @@ pub struct MatvecSpec {
 
 impl MatvecSpec {
     /// The settings measured best for this ISA. AVX2: one row at a time,
-    /// prefetching the next row (the `bench jit` f32 table on Zen 5,
-    /// 2026-12-03: 1.04x and 1.08x the AOT kernel on 768x288 and 2048x768,
-    /// where blocks of 3 rows without prefetch, best on Zen 3, gave 0.81x and
-    /// 0.76x). SSE2: blocks of 4 rows, no prefetch (Zen 3).
+    /// prefetching two rows ahead (on Zen 5, 2026-12-03, one row at a time with
+    /// the next row prefetched was 1.04–1.08x the then unprefetched AOT kernel
+    /// where Zen 3's blocks of 3 rows gave 0.76–0.81x; the AOT kernel now
+    /// prefetches two rows ahead, and one row ahead measured 0.84–1.02x it).
+    /// SSE2: blocks of 4 rows, no prefetch (Zen 3).
     pub fn tuned(cols: usize, isa: Isa) -> Self {
         match isa {
             Isa::Avx2Fma => {
-                let next_row = (cols * 4).min(65536) as u32 / 64 * 64;
-                MatvecSpec { cols, isa, block_rows: 1, prefetch: next_row }
+                let ahead = (2 * cols * 4).min(65536) as u32 / 64 * 64;
+                MatvecSpec { cols, isa, block_rows: 1, prefetch: ahead }
             }
             Isa::Sse2 => MatvecSpec { cols, isa, block_rows: 4, prefetch: 0 },
         }
