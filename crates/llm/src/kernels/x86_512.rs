@@ -1,9 +1,10 @@
 //! AVX-512 kernels (AVX512F only). The matrix-vector products are not here:
 //! the set uses the AVX2 f32 and int8 ones, which measured faster on this
-//! memory-bound work (see `KernelSet::matmul` and `KernelSet::q8_matmul`). Like [`super::x86`], every function is
-//! `unsafe` only because of `#[target_feature]`: [`super::KernelSet`] checked
-//! CPUID and XCR0 (opmask and both ZMM state components) before any call, and
-//! the safe wrappers there checked the slice lengths. Tails are handled with
+//! memory-bound work (see `KernelSet::matmul` and `KernelSet::q8_matmul`).
+//! Like [`super::x86`], every function is `unsafe` only because of
+//! `#[target_feature]`: [`super::KernelSet`] checked CPUID and XCR0 (opmask
+//! and both ZMM state components) before any call, and the safe wrappers there
+//! checked the slice lengths. Tails are handled with
 //! masked loads and stores, which never touch memory outside the mask (so a
 //! masked load past the end of a slice does not fault and reads nothing).
 //!
@@ -12,7 +13,6 @@
 //! AVX2 polynomial in 16 lanes (same coefficients, same FMA steps, so the same
 //! bits lane for lane as the AVX2 one).
 use core::arch::x86_64::*;
-
 
 /// Lanes `0..n` of a 16-lane mask (`n <= 16`).
 #[inline]
