@@ -348,19 +348,13 @@ impl LlmJit {
     }
 
     fn try_specialise(&mut self, hot: &[OpStats], ks: KernelSet) -> Result<(), JitError> {
-        let isa = isa_for(ks.kind());
-        let q8 = q8_generated_for(ks.kind());
-        let vector_ops = isa == Some(Isa::Avx2Fma) || q8;
-        if isa.is_none() && !q8 {
-            self.log.push(format!(
-                "the {} kernels are in use and the JIT generates only SSE2 and AVX2 code: nothing to specialise (--kernels avx2 to use it)",
-                ks.kind().name()
-            ));
+        let Some(isa) = isa_for(ks.kind()) else {
+            self.log.push(format!("the {} kernels are in use: nothing to specialise", ks.kind().name()));
             return Ok(());
-        }
+        };
+        let q8 = q8_generated_for(ks.kind());
         // The hottest matmul shapes; several row counts share one kernel (same cols).
         let mut picked: Vec<(Op, KernelSpec, u64)> = Vec::new();
-        let mut f32_refused = false;
         let mut matmuls = 0;
         for s in hot {
             // RMSNorm, SwiGLU and RoPE: small kernels, generated whenever the
@@ -373,7 +367,7 @@ impl LlmJit {
                 _ => None,
             };
             if let Some(spec) = vector {
-                if !vector_ops || !(self.all || s.calls > 0) || picked.iter().any(|p| p.1 == KernelSpec::Pointwise(spec)) {
+                if isa != Isa::Avx2Fma || !(self.all || s.calls > 0) || picked.iter().any(|p| p.1 == KernelSpec::Pointwise(spec)) {
                     continue;
                 }
                 if !pointwise_generated_for(ks.kind(), &spec) {
@@ -395,27 +389,17 @@ impl LlmJit {
                 picked.push((s.op, KernelSpec::Pointwise(spec), s.cycles));
                 continue;
             }
-            let spec = match (s.op, isa) {
-                (Op::Matmul { cols, .. }, Some(isa)) => KernelSpec::Matvec(MatvecSpec::tuned(cols, isa)),
-                (Op::Matmul { .. }, None) => {
-                    if !f32_refused {
-                        f32_refused = true;
-                        self.log.push(format!(
-                            "f32 products: the {} kernels are in use and the JIT generates f32 code for SSE2 and AVX2 only (ahead-of-time kernels kept; --kernels avx2 to use it)",
-                            ks.kind().name()
-                        ));
-                    }
-                    continue;
-                }
-                (Op::Q8Matmul { cols, .. }, _) if q8 && !self.all && cols < self.min_q8_cols => {
+            let spec = match s.op {
+                Op::Matmul { cols, .. } => KernelSpec::Matvec(MatvecSpec::tuned(cols, isa)),
+                Op::Q8Matmul { cols, .. } if q8 && !self.all && cols < self.min_q8_cols => {
                     self.log.push(format!(
                         "{}: left to the AOT int8 kernel (generated int8 code pays from {} columns on)",
                         s.op, self.min_q8_cols
                     ));
                     continue;
                 }
-                (Op::Q8Matmul { cols, .. }, _) if q8 => KernelSpec::Q8(Q8Spec::tuned(cols.div_ceil(GROUP) * GROUP)),
-                (Op::Q8Matmul { .. }, _) => {
+                Op::Q8Matmul { cols, .. } if q8 => KernelSpec::Q8(Q8Spec::tuned(cols.div_ceil(GROUP) * GROUP)),
+                Op::Q8Matmul { .. } => {
                     self.log.push(format!("{}: int8 products are generated for AVX2 only (ahead-of-time kernel kept)", s.op));
                     continue;
                 }
