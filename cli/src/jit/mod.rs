@@ -51,6 +51,16 @@ fn matmul_shapes(s: Shape) -> Vec<(usize, usize, usize)> {
     v
 }
 
+/// The RMSNorm, SwiGLU and RoPE kernels of one forward pass, at the shape's dims.
+fn vector_specs(s: Shape) -> [bareflow_jit::PointwiseSpec; 3] {
+    let c = s.config();
+    [
+        bareflow_jit::PointwiseSpec::RmsNorm { dim: c.dim },
+        bareflow_jit::PointwiseSpec::SwiGlu { n: c.hidden_dim },
+        bareflow_jit::PointwiseSpec::Rope { head: c.head_size() },
+    ]
+}
+
 /// Nanoseconds per call of `f(i)` over rotating matrices, median of `reps` rounds.
 fn time_calls(reps: usize, calls: usize, mut f: impl FnMut(usize)) -> f64 {
     let mut t = Vec::new();
@@ -219,15 +229,9 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
         // width, and RMSNorm, SwiGLU and RoPE at its dims.
         let specs: Vec<MatvecSpec> = cols.iter().map(|&c| MatvecSpec::tuned(c, isa)).collect();
         let q8_specs: Vec<Q8Spec> = if isa == bareflow_jit::Isa::Avx2Fma { cols.iter().map(|&c| Q8Spec::tuned(c.div_ceil(32) * 32)).collect() } else { Vec::new() };
-        let cfg = s.config();
-        let vec_specs = [
-            bareflow_jit::PointwiseSpec::RmsNorm { dim: cfg.dim },
-            bareflow_jit::PointwiseSpec::SwiGlu { n: cfg.hidden_dim },
-            bareflow_jit::PointwiseSpec::Rope { head: cfg.head_size() },
-        ];
         // Those that give the set's bits (RMSNorm sums like the AVX2 set only).
         let vec_specs: Vec<_> =
-            vec_specs.into_iter().filter(|v| bareflow_jit::engine::pointwise_generated_for(ks.kind(), v)).collect();
+            vector_specs(s).into_iter().filter(|v| bareflow_jit::engine::pointwise_generated_for(ks.kind(), v)).collect();
         let n_kernels = specs.len() + q8_specs.len() + vec_specs.len();
         let (mut g, mut p, mut c) = (Vec::new(), Vec::new(), Vec::new());
         let mut bytes = 0;
@@ -333,11 +337,7 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
     println!("|---|---|---|---|---|---|");
     for &s in &shapes {
         let c = s.config();
-        for spec in [
-            bareflow_jit::PointwiseSpec::RmsNorm { dim: c.dim },
-            bareflow_jit::PointwiseSpec::SwiGlu { n: c.hidden_dim },
-            bareflow_jit::PointwiseSpec::Rope { head: c.head_size() },
-        ] {
+        for spec in vector_specs(s) {
             // Against the best set where the generated code gives its bits, else the AVX2 set.
             let aot = if bareflow_jit::engine::pointwise_generated_for(ks.kind(), &spec) {
                 ks
