@@ -164,41 +164,64 @@ impl Program {
         let mem = alloc.place(&self.code)?;
         for &(spec, offset, size) in &self.entries {
             match spec {
-                KernelSpec::Matvec(spec) => placed.matvec.push(MatvecKernel { mem: mem.clone(), offset, spec, size }),
-                KernelSpec::Q8(spec) => placed.q8.push(Q8Kernel { mem: mem.clone(), offset, spec, size }),
-                KernelSpec::Pointwise(spec) => placed.pointwise.push(PointwiseKernel { mem: mem.clone(), offset, spec, size }),
+                KernelSpec::Matvec(spec) => placed.matvec.push(Kernel { mem: mem.clone(), offset, spec, size }),
+                KernelSpec::Q8(spec) => placed.q8.push(Kernel { mem: mem.clone(), offset, spec, size }),
+                KernelSpec::Pointwise(spec) => placed.pointwise.push(Kernel { mem: mem.clone(), offset, spec, size }),
             }
         }
         Ok(placed)
     }
 }
 
-/// A placed matrix-vector kernel for a fixed number of columns.
+/// A placed kernel: its code in shared W^X pages, at `offset`, generated for `spec`.
 #[derive(Clone)]
-pub struct MatvecKernel {
+pub struct Kernel<S> {
     mem: Arc<dyn ExecMemory>,
     offset: usize,
-    spec: MatvecSpec,
+    spec: S,
     size: usize,
 }
 
-impl fmt::Debug for MatvecKernel {
+/// A placed matrix-vector kernel for a fixed number of columns.
+pub type MatvecKernel = Kernel<MatvecSpec>;
+/// A placed int8 matrix-vector kernel for a fixed number of columns.
+pub type Q8Kernel = Kernel<Q8Spec>;
+/// A placed RMSNorm, SwiGLU or RoPE kernel for a fixed length.
+pub type PointwiseKernel = Kernel<PointwiseSpec>;
+
+impl<S: fmt::Debug> fmt::Debug for Kernel<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MatvecKernel").field("spec", &self.spec).field("offset", &self.offset).field("size", &self.size).finish()
+        f.debug_struct("Kernel").field("spec", &self.spec).field("offset", &self.offset).field("size", &self.size).finish()
     }
 }
 
-impl MatvecKernel {
+impl<S> Kernel<S> {
     /// What the kernel was generated for.
-    pub fn spec(&self) -> &MatvecSpec {
+    pub fn spec(&self) -> &S {
         &self.spec
     }
 
-    /// Size of its machine code in bytes.
+    /// Size of its machine code (and constants) in bytes.
     pub fn code_size(&self) -> usize {
         self.size
     }
 
+    /// Enters the code with `args`.
+    ///
+    /// # Safety
+    /// `args` must meet the contract of the code generated for `self.spec`
+    /// (the pointers valid for everything that code reads and writes); each
+    /// kind's safe methods below check it before calling.
+    #[allow(unsafe_code)] // the contract is stated here and discharged by the callers below
+    unsafe fn enter(&self, args: [u64; 6]) -> Result<(), ExecError> {
+        // SAFETY: a `Kernel` is only made by `Program::place`, from code this
+        // crate generated for `self.spec` at `self.offset` in `self.mem`; the
+        // caller promises the arguments meet that code's contract.
+        unsafe { self.mem.call(self.offset, args) }.map(|_| ())
+    }
+}
+
+impl MatvecKernel {
     /// `out[i] = Σ_j w[i*cols + j] * x[j]` for every `i < out.len()`.
     ///
     /// # Panics
@@ -214,45 +237,20 @@ impl MatvecKernel {
             return Ok(());
         }
         let args = [out.as_mut_ptr() as u64, x.as_ptr() as u64, w.as_ptr() as u64, out.len() as u64, 0, 0];
-        // SAFETY: a `MatvecKernel` is only made by `Program::place` from code
-        // that `matvec::generate` emitted for `self.spec` at `self.offset`: it
-        // reads `cols` floats of `x`, `rows * cols` of `w`, writes `rows` of
-        // `out`, touches nothing else and returns (no calls out, no stack).
-        // The lengths were asserted above.
+        // SAFETY: the code `matvec::generate` emitted for `self.spec` reads
+        // `cols` floats of `x`, `rows * cols` of `w`, writes `rows` of `out`,
+        // touches nothing else and returns (no calls out, no stack). The
+        // lengths were asserted above.
         #[allow(unsafe_code)]
-        let r = unsafe { self.mem.call(self.offset, args) };
-        r.map(|_| ())
+        unsafe {
+            self.enter(args)
+        }
     }
 }
 
 impl core::error::Error for ExecError {}
 
-/// A placed int8 matrix-vector kernel for a fixed number of columns.
-#[derive(Clone)]
-pub struct Q8Kernel {
-    mem: Arc<dyn ExecMemory>,
-    offset: usize,
-    spec: Q8Spec,
-    size: usize,
-}
-
-impl fmt::Debug for Q8Kernel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Q8Kernel").field("spec", &self.spec).field("offset", &self.offset).field("size", &self.size).finish()
-    }
-}
-
 impl Q8Kernel {
-    /// What the kernel was generated for.
-    pub fn spec(&self) -> &Q8Spec {
-        &self.spec
-    }
-
-    /// Size of its machine code in bytes.
-    pub fn code_size(&self) -> usize {
-        self.size
-    }
-
     /// `out[i] = Σ_g f32(Σ_j qw[i][g][j]·qx[g][j]) · (sw[i][g]·sx[g])` for every `i < out.len()`.
     ///
     /// # Panics
@@ -274,46 +272,22 @@ impl Q8Kernel {
         // `cols` of `qx`, `groups` of `sx`, writing `rows` of `out` (all
         // asserted above).
         #[allow(unsafe_code)]
-        let r = unsafe { self.mem.call(self.offset, args) };
-        r.map(|_| ())
-    }
-}
-
-/// A placed RMSNorm, SwiGLU or RoPE kernel for a fixed length.
-#[derive(Clone)]
-pub struct PointwiseKernel {
-    mem: Arc<dyn ExecMemory>,
-    offset: usize,
-    spec: PointwiseSpec,
-    size: usize,
-}
-
-impl fmt::Debug for PointwiseKernel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PointwiseKernel").field("spec", &self.spec).field("offset", &self.offset).field("size", &self.size).finish()
+        unsafe {
+            self.enter(args)
+        }
     }
 }
 
 impl PointwiseKernel {
-    /// What the kernel was generated for.
-    pub fn spec(&self) -> &PointwiseSpec {
-        &self.spec
-    }
-
-    /// Size of its machine code (and constants) in bytes.
-    pub fn code_size(&self) -> usize {
-        self.size
-    }
-
     fn call(&self, args: [u64; 6]) -> Result<(), ExecError> {
-        // SAFETY: a `PointwiseKernel` is only made by `Program::place` from
-        // code that `pointwise::generate` emitted for `self.spec` at
-        // `self.offset`; each public method below asserts, before calling,
-        // that its slices are exactly the lengths that code reads and writes
-        // (see the module `pointwise`), and passes them in the order it expects.
+        // SAFETY: code `pointwise::generate` emitted for `self.spec`; each
+        // public method below asserts, before calling, that its slices are
+        // exactly the lengths that code reads and writes (see the module
+        // `pointwise`), and passes them in the order it expects.
         #[allow(unsafe_code)]
-        let r = unsafe { self.mem.call(self.offset, args) };
-        r.map(|_| ())
+        unsafe {
+            self.enter(args)
+        }
     }
 
     /// RMSNorm: `o = w * (s * x)`, `s = 1 / sqrt(Σx²/dim + 1e-5)`.
