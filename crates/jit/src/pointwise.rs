@@ -173,30 +173,30 @@ fn swiglu(a: &mut CodeAssembler, n: usize) -> Result<(), IcedError> {
     let mut c_bias = a.create_label();
     let mut c_p: Vec<CodeLabel> = (0..P.len()).map(|_| a.create_label()).collect();
     let mut top = a.create_label();
-
-    let mut tail = a.create_label();
     let mut c_mask = a.create_label();
     let rem = n % 8;
-    if n >= 8 {
-        a.mov(ecx, (n / 8) as u32)?;
-        a.set_label(&mut top)?;
-        a.vmovups(ymm0, ptr(rdi))?; // h
-        a.vmovups(ymm6, ptr(rsi))?; // g
-        swiglu_vector(a, &mut SwiGluConsts { c_neg, c_one, c_lo, c_hi, c_log2e, c_ln2hi, c_ln2lo, c_bias, c_p: &c_p })?;
-        a.vmovups(ptr(rdi), ymm0)?;
-        a.add(rdi, 32)?;
-        a.add(rsi, 32)?;
-        a.dec(ecx)?;
-        a.jnz(top)?;
-    }
-    a.set_label(&mut tail)?;
-    if rem > 0 {
-        // The last `rem` values: masked-off lanes load as zero and are not stored.
-        a.vmovups(ymm7, ptr(c_mask))?;
-        a.vmaskmovps(ymm0, ymm7, ptr(rdi))?;
-        a.vmaskmovps(ymm6, ymm7, ptr(rsi))?;
-        swiglu_vector(a, &mut SwiGluConsts { c_neg, c_one, c_lo, c_hi, c_log2e, c_ln2hi, c_ln2lo, c_bias, c_p: &c_p })?;
-        a.vmaskmovps(ptr(rdi), ymm7, ymm0)?;
+    {
+        let consts = SwiGluConsts { c_neg, c_one, c_lo, c_hi, c_log2e, c_ln2hi, c_ln2lo, c_bias, c_p: &c_p };
+        if n >= 8 {
+            a.mov(ecx, (n / 8) as u32)?;
+            a.set_label(&mut top)?;
+            a.vmovups(ymm0, ptr(rdi))?; // h
+            a.vmovups(ymm6, ptr(rsi))?; // g
+            swiglu_vector(a, &consts)?;
+            a.vmovups(ptr(rdi), ymm0)?;
+            a.add(rdi, 32)?;
+            a.add(rsi, 32)?;
+            a.dec(ecx)?;
+            a.jnz(top)?;
+        }
+        if rem > 0 {
+            // The last `rem` values: masked-off lanes load as zero and are not stored.
+            a.vmovups(ymm7, ptr(c_mask))?;
+            a.vmaskmovps(ymm0, ymm7, ptr(rdi))?;
+            a.vmaskmovps(ymm6, ymm7, ptr(rsi))?;
+            swiglu_vector(a, &consts)?;
+            a.vmaskmovps(ptr(rdi), ymm7, ymm0)?;
+        }
     }
     epilogue(a)?;
 
@@ -236,7 +236,7 @@ struct SwiGluConsts<'a> {
 }
 
 /// ymm0 = h (in: h, ymm6 = g); uses ymm1-5.
-fn swiglu_vector(a: &mut CodeAssembler, c: &mut SwiGluConsts<'_>) -> Result<(), IcedError> {
+fn swiglu_vector(a: &mut CodeAssembler, c: &SwiGluConsts<'_>) -> Result<(), IcedError> {
     let SwiGluConsts { c_neg, c_one, c_lo, c_hi, c_log2e, c_ln2hi, c_ln2lo, c_bias, c_p } = *c;
     // e^-h, as `exp_ps_avx2(h ^ -0.0)`
     a.vxorps(ymm1, ymm0, ptr(c_neg))?;
