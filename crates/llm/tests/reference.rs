@@ -51,73 +51,64 @@ fn available(kind: KernelKind) -> bool {
     KernelSet::new(kind).is_ok()
 }
 
+/// The greedy (temperature 0) and seeded-sampling transcripts with `kind`'s
+/// kernels, one thread; a set this CPU lacks says so and passes.
+fn greedy_matches(kind: KernelKind) {
+    if !available(kind) {
+        eprintln!("no {} kernels here: skipped", kind.name());
+        return;
+    }
+    let t = transcript("greedy_no_prompt_n256");
+    check(&run(kind, WeightMode::F32, 0.0, 0.9, 0, 256, &Sequential), &t);
+}
+
+fn sampled_matches(kind: KernelKind) {
+    if !available(kind) {
+        eprintln!("no {} kernels here: skipped", kind.name());
+        return;
+    }
+    let t = transcript("sample_t1.0_p0.9_s133742_no_prompt_n256");
+    check(&run(kind, WeightMode::F32, 1.0, 0.9, 133742, 256, &Sequential), &t);
+}
+
 #[test]
 fn greedy_transcript_scalar() {
-    let t = transcript("greedy_no_prompt_n256");
-    check(&run(KernelKind::Scalar, WeightMode::F32, 0.0, 0.9, 0, 256, &Sequential), &t);
+    greedy_matches(KernelKind::Scalar);
 }
 
 #[test]
 fn sampled_transcript_scalar() {
-    let t = transcript("sample_t1.0_p0.9_s133742_no_prompt_n256");
-    check(&run(KernelKind::Scalar, WeightMode::F32, 1.0, 0.9, 133742, 256, &Sequential), &t);
+    sampled_matches(KernelKind::Scalar);
 }
 
 #[test]
 fn greedy_transcript_sse2() {
-    if !available(KernelKind::Sse2) {
-        return;
-    }
-    let t = transcript("greedy_no_prompt_n256");
-    check(&run(KernelKind::Sse2, WeightMode::F32, 0.0, 0.9, 0, 256, &Sequential), &t);
+    greedy_matches(KernelKind::Sse2);
 }
 
 #[test]
 fn sampled_transcript_sse2() {
-    if !available(KernelKind::Sse2) {
-        return;
-    }
-    let t = transcript("sample_t1.0_p0.9_s133742_no_prompt_n256");
-    check(&run(KernelKind::Sse2, WeightMode::F32, 1.0, 0.9, 133742, 256, &Sequential), &t);
+    sampled_matches(KernelKind::Sse2);
 }
 
 #[test]
 fn greedy_transcript_avx2() {
-    if !available(KernelKind::Avx2) {
-        eprintln!("no AVX2+FMA here: skipped");
-        return;
-    }
-    let t = transcript("greedy_no_prompt_n256");
-    check(&run(KernelKind::Avx2, WeightMode::F32, 0.0, 0.9, 0, 256, &Sequential), &t);
+    greedy_matches(KernelKind::Avx2);
 }
 
 #[test]
 fn sampled_transcript_avx2() {
-    if !available(KernelKind::Avx2) {
-        return;
-    }
-    let t = transcript("sample_t1.0_p0.9_s133742_no_prompt_n256");
-    check(&run(KernelKind::Avx2, WeightMode::F32, 1.0, 0.9, 133742, 256, &Sequential), &t);
+    sampled_matches(KernelKind::Avx2);
 }
 
 #[test]
 fn greedy_transcript_avx512() {
-    if !available(KernelKind::Avx512) {
-        eprintln!("no AVX-512 (F) here: skipped");
-        return;
-    }
-    let t = transcript("greedy_no_prompt_n256");
-    check(&run(KernelKind::Avx512, WeightMode::F32, 0.0, 0.9, 0, 256, &Sequential), &t);
+    greedy_matches(KernelKind::Avx512);
 }
 
 #[test]
 fn sampled_transcript_avx512() {
-    if !available(KernelKind::Avx512) {
-        eprintln!("no AVX-512 (F) here: skipped");
-        return;
-    }
-    let t = transcript("sample_t1.0_p0.9_s133742_no_prompt_n256");
-    check(&run(KernelKind::Avx512, WeightMode::F32, 1.0, 0.9, 133742, 256, &Sequential), &t);
+    sampled_matches(KernelKind::Avx512);
 }
 
 #[test]
