@@ -308,27 +308,39 @@ impl<'a> Transformer<'a> {
             self.key_cache[at..at + kv_dim].copy_from_slice(&self.k);
             self.value_cache[at..at + kv_dim].copy_from_slice(&self.v);
 
-            // Attention, one task per head (heads in parallel once there is enough work).
+            // Attention, in groups of heads: one group with one thread or
+            // little work, else one group per thread (when the heads divide
+            // evenly; one head per task if not). Each group reads the cache
+            // rows in order.
             let t0 = self.hooks.now();
-            let kc = &self.key_cache[loff..loff + (pos + 1) * kv_dim];
-            let vc = &self.value_cache[loff..loff + (pos + 1) * kv_dim];
-            let q_all = &self.q;
-            let parallel = (pos + 1) * d >= PAR_MIN_ATTENTION;
-            let head = |h: usize, att: &mut [f32], xb: &mut [f32]| {
-                let q = &q_all[h * hs..(h + 1) * hs];
-                let att = &mut att[..pos + 1];
-                let koff = (h / kv_mul) * hs;
-                for (ti, a) in att.iter_mut().enumerate() {
-                    let k = &kc[ti * kv_dim + koff..ti * kv_dim + koff + hs];
-                    *a = ks.dot(q, k) / sqrt_hs;
-                }
-                ks.softmax(att);
-                xb.fill(0.0);
-                for (ti, &a) in att.iter().enumerate() {
-                    ks.axpy(xb, a, &vc[ti * kv_dim + koff..ti * kv_dim + koff + hs]);
-                }
+            let rows = pos + 1;
+            let (kc, vc) = (&self.key_cache[loff..loff + rows * kv_dim], &self.value_cache[loff..loff + rows * kv_dim]);
+            let parallel = rows * d >= PAR_MIN_ATTENTION && par.threads() > 1;
+            let nh = c.n_heads;
+            let group = if !parallel {
+                nh
+            } else if nh.is_multiple_of(par.threads()) {
+                nh / par.threads()
+            } else {
+                1
             };
-            kernels::split_pairs(par, parallel, c.n_heads, (&mut self.att, c.seq_len), (&mut self.xb, hs), &head);
+            let q_all = &self.q;
+            let task = |g: usize, att: &mut [f32], xb: &mut [f32]| {
+                let first = g * group;
+                let heads = kernels::Heads {
+                    q: &q_all[first * hs..(first + group) * hs],
+                    keys: kc,
+                    values: vc,
+                    stride: kv_dim,
+                    rows,
+                    head_size: hs,
+                    kv_mul,
+                    first,
+                };
+                ks.attention(&heads, att, c.seq_len, xb, sqrt_hs);
+            };
+            let (att_stride, xb_stride) = (group * c.seq_len, group * hs);
+            kernels::split_pairs(par, parallel, nh / group, (&mut self.att, att_stride), (&mut self.xb, xb_stride), &task);
             self.hooks.record(Op::Attention, t0);
             matmul(&mut self.hooks, ks, par, &mut self.xb2, &self.xb, &layer.wo, &mut self.qdim, true);
             for (x, y) in self.x.iter_mut().zip(&self.xb2) {

@@ -30,6 +30,88 @@ mod x86;
 #[cfg(target_arch = "x86_64")]
 mod x86_512;
 
+/// The query heads of one attention task and the layer's caches.
+#[derive(Debug, Clone, Copy)]
+pub struct Heads<'a> {
+    /// The queries of the task's heads, `head_size` values each.
+    pub q: &'a [f32],
+    /// The layer's key cache: row `t` (position `t`) at `keys[t * stride..]`.
+    pub keys: &'a [f32],
+    /// The layer's value cache, laid out as `keys`.
+    pub values: &'a [f32],
+    /// Values per cache row (the model's kv_dim).
+    pub stride: usize,
+    /// Rows to attend to (positions `0..rows`).
+    pub rows: usize,
+    pub head_size: usize,
+    /// Query heads per key/value head (grouped-query attention).
+    pub kv_mul: usize,
+    /// The model's index of the task's first query head.
+    pub first: usize,
+}
+
+impl Heads<'_> {
+    /// The number of heads, after checking that every slice is long enough.
+    fn check(&self, att_len: usize, att_stride: usize, out_len: usize) -> usize {
+        let hs = self.head_size;
+        assert!(hs > 0 && self.kv_mul > 0 && self.q.len() % hs == 0, "attention: queries are not whole heads");
+        let n = self.q.len() / hs;
+        assert!(out_len >= n * hs, "attention: output shorter than the heads");
+        assert!(att_stride >= self.rows && att_len >= n * att_stride, "attention: score rows too short");
+        if n > 0 {
+            assert!(self.koff(n - 1) + hs <= self.stride, "attention: head past the cache row");
+        }
+        let cached = self.rows.checked_mul(self.stride);
+        for c in [self.keys, self.values] {
+            assert!(cached.is_some_and(|l| l <= c.len()), "attention: rows run past the cache");
+        }
+        n
+    }
+
+    /// Offset in a cache row of the key/value head of the task's head `i`.
+    #[inline(always)]
+    fn koff(&self, i: usize) -> usize {
+        (self.first + i) / self.kv_mul * self.head_size
+    }
+}
+
+/// [`KernelSet::attention`] with a set's `dot`, `softmax` and `axpy`, which
+/// the SIMD sets pass from inside their `#[target_feature]` functions so that
+/// all three inline here.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)] // the three kernels ride along with the task
+fn attention_with(
+    h: &Heads<'_>,
+    n: usize,
+    att: &mut [f32],
+    att_stride: usize,
+    out: &mut [f32],
+    div: f32,
+    dot: impl Fn(&[f32], &[f32]) -> f32,
+    softmax: impl Fn(&mut [f32]),
+    axpy: impl Fn(&mut [f32], f32, &[f32]),
+) {
+    let hs = h.head_size;
+    for t in 0..h.rows {
+        let row = &h.keys[t * h.stride..(t + 1) * h.stride];
+        for i in 0..n {
+            let ko = h.koff(i);
+            att[i * att_stride + t] = dot(&h.q[i * hs..(i + 1) * hs], &row[ko..ko + hs]) / div;
+        }
+    }
+    for i in 0..n {
+        softmax(&mut att[i * att_stride..i * att_stride + h.rows]);
+    }
+    out[..n * hs].fill(0.0);
+    for t in 0..h.rows {
+        let row = &h.values[t * h.stride..(t + 1) * h.stride];
+        for i in 0..n {
+            let ko = h.koff(i);
+            axpy(&mut out[i * hs..(i + 1) * hs], att[i * att_stride + t], &row[ko..ko + hs]);
+        }
+    }
+}
+
 /// Which kernel implementation to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KernelKind {
@@ -257,6 +339,42 @@ impl KernelSet {
             KernelKind::Avx512 => unsafe { x86_512::axpy_avx512(out, a, v) },
             #[cfg(not(target_arch = "x86_64"))]
             _ => scalar::axpy(out, a, v),
+        }
+    }
+
+    /// Attention for a group of query heads (see [`Heads`]): for each head,
+    /// scores against every cached row divided by `div`, softmax, and the
+    /// weighted sum of the value rows into that head's slice of `out`. Head
+    /// `i`'s scores go to `att[i * att_stride..]`.
+    ///
+    /// The rows are read in order, every head of the group from each row
+    /// before the next row, so the caches stream sequentially. Per head and
+    /// row the same bits as [`KernelSet::dot`] divided by `div`, then
+    /// [`KernelSet::softmax`], then `out.fill(0.0)` and [`KernelSet::axpy`]
+    /// for each row in order.
+    ///
+    /// # Panics
+    /// If a slice is shorter than the heads need (a programming error).
+    pub fn attention(&self, h: &Heads<'_>, att: &mut [f32], att_stride: usize, out: &mut [f32], div: f32) {
+        let n = h.check(att.len(), att_stride, out.len());
+        match self.kind {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: CPU support checked when the set was made; slices checked above.
+            KernelKind::Avx2 => unsafe { x86::attention_avx2(h, n, att, att_stride, out, div) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            KernelKind::Avx512 => unsafe { x86_512::attention_avx512(h, n, att, att_stride, out, div) },
+            _ => attention_with(
+                h,
+                n,
+                att,
+                att_stride,
+                out,
+                div,
+                |a, b| self.dot(a, b),
+                |x| self.softmax(x),
+                |o, a, v| self.axpy(o, a, v),
+            ),
         }
     }
 
@@ -515,6 +633,65 @@ mod tests {
                 lo + (hi - lo) * ((s >> 40) as f32 / (1u64 << 24) as f32)
             })
             .collect()
+    }
+
+    /// `attention` gives, per head, the bits of the per-head steps it
+    /// replaces (dot / div, softmax, zero then axpy row by row), for every
+    /// set, with grouped-query heads, groups that start past head 0, and head
+    /// sizes with and without a vector tail.
+    #[test]
+    fn attention_matches_the_per_head_steps_bit_for_bit() {
+        let mut sets = simd_sets();
+        sets.push(KernelSet::scalar());
+        for ks in sets {
+            for (hs, n_heads, kv_mul, rows, group) in
+                [(48, 6, 1, 129, 6), (64, 4, 2, 7, 2), (20, 6, 3, 33, 3), (136, 2, 1, 300, 1), (8, 4, 4, 1, 4)]
+            {
+                let stride = n_heads / kv_mul * hs;
+                let (keys, vals) = (values(rows * stride, -1.0, 1.0, 1), values(rows * stride, -2.0, 2.0, 2));
+                let q = values(n_heads * hs, -1.0, 1.0, 3);
+                let (seq, div) = (rows + 5, libm::sqrtf(hs as f32));
+                for first in (0..n_heads).step_by(group) {
+                    let heads = Heads {
+                        q: &q[first * hs..(first + group) * hs],
+                        keys: &keys,
+                        values: &vals,
+                        stride,
+                        rows,
+                        head_size: hs,
+                        kv_mul,
+                        first,
+                    };
+                    let (mut att, mut out) = (alloc::vec![0.0f32; group * seq], alloc::vec![0.0f32; group * hs]);
+                    ks.attention(&heads, &mut att, seq, &mut out, div);
+                    for i in 0..group {
+                        let h = first + i;
+                        let ko = h / kv_mul * hs;
+                        let qh = &q[h * hs..(h + 1) * hs];
+                        let mut a: Vec<f32> =
+                            (0..rows).map(|t| ks.dot(qh, &keys[t * stride + ko..t * stride + ko + hs]) / div).collect();
+                        ks.softmax(&mut a);
+                        let mut o = alloc::vec![0.0f32; hs];
+                        for (t, &w) in a.iter().enumerate() {
+                            ks.axpy(&mut o, w, &vals[t * stride + ko..t * stride + ko + hs]);
+                        }
+                        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                        let what = (ks.kind(), hs, kv_mul, rows, h);
+                        assert_eq!(bits(&att[i * seq..i * seq + rows]), bits(&a), "scores {what:?}");
+                        assert_eq!(bits(&out[i * hs..(i + 1) * hs]), bits(&o), "sums {what:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "rows run past the cache")]
+    fn attention_refuses_rows_past_the_cache() {
+        let (keys, q) = (alloc::vec![0.0f32; 2 * 16], alloc::vec![0.0f32; 16]);
+        let heads = Heads { q: &q, keys: &keys, values: &keys, stride: 16, rows: 3, head_size: 16, kv_mul: 1, first: 0 };
+        let (mut att, mut out) = (alloc::vec![0.0f32; 3], alloc::vec![0.0f32; 16]);
+        KernelSet::scalar().attention(&heads, &mut att, 3, &mut out, 4.0);
     }
 
     /// Runs `f` with a worker pool of `threads` on scoped std threads.

@@ -257,6 +257,7 @@ pub unsafe fn matmul_avx2(out: &mut [f32], x: &[f32], w: &[f32]) {
 ///
 /// # Safety
 /// AVX2 and FMA available.
+#[inline]
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn axpy_avx2(out: &mut [f32], a: f32, v: &[f32]) {
     let n = out.len().min(v.len());
@@ -272,6 +273,28 @@ pub unsafe fn axpy_avx2(out: &mut [f32], a: f32, v: &[f32]) {
     for k in n8..n {
         out[k] += a * v[k];
     }
+}
+
+/// [`super::KernelSet::attention`] with the AVX2 dot, softmax and axpy inlined.
+///
+/// # Safety
+/// AVX2 and FMA available; `h` checked for `n` heads, `att` and `out`.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn attention_avx2(h: &super::Heads<'_>, n: usize, att: &mut [f32], att_stride: usize, out: &mut [f32], div: f32) {
+    super::attention_with(
+        h,
+        n,
+        att,
+        att_stride,
+        out,
+        div,
+        // SAFETY: AVX2 and FMA available (caller's contract).
+        |a, b| unsafe { dot_ahead_avx2::<false>(a, b, 0) },
+        // SAFETY: as above.
+        |x| unsafe { softmax_avx2(x) },
+        // SAFETY: as above.
+        |o, a, v| unsafe { axpy_avx2(o, a, v) },
+    )
 }
 
 /// Sum of squares, 8 lanes with FMA (for RMSNorm).

@@ -24,6 +24,7 @@ fn mask16(n: usize) -> __mmask16 {
 ///
 /// # Safety
 /// AVX-512F available.
+#[inline]
 #[target_feature(enable = "avx512f")]
 pub unsafe fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
@@ -60,6 +61,7 @@ pub unsafe fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
 ///
 /// # Safety
 /// AVX-512F available.
+#[inline]
 #[target_feature(enable = "avx512f")]
 pub unsafe fn axpy_avx512(out: &mut [f32], a: f32, v: &[f32]) {
     let n = out.len().min(v.len());
@@ -84,6 +86,28 @@ pub unsafe fn axpy_avx512(out: &mut [f32], a: f32, v: &[f32]) {
             _mm512_mask_storeu_ps(po.add(j), m, r);
         }
     }
+}
+
+/// [`super::KernelSet::attention`] with the AVX-512 dot, softmax and axpy inlined.
+///
+/// # Safety
+/// AVX-512F available; `h` checked for `n` heads, `att` and `out`.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn attention_avx512(h: &super::Heads<'_>, n: usize, att: &mut [f32], att_stride: usize, out: &mut [f32], div: f32) {
+    super::attention_with(
+        h,
+        n,
+        att,
+        att_stride,
+        out,
+        div,
+        // SAFETY: AVX-512F available (caller's contract).
+        |a, b| unsafe { dot_avx512(a, b) },
+        // SAFETY: as above.
+        |x| unsafe { softmax_avx512(x) },
+        // SAFETY: as above.
+        |o, a, v| unsafe { axpy_avx512(o, a, v) },
+    )
 }
 
 /// `o[i] = w[i] * (s * x[i])`, 16 lanes (the RMSNorm scale step, the same
