@@ -50,6 +50,7 @@ usage: cargo bareflow <command> ...
   bench fs                              initfs verify cost, FAT vs raw blocks, payload load
   bench charts                          redraw bench/charts/*.svg from bench/history/suite/
   bench boot|llm|tasks|jit              the BareFlow-only benches (hello boot; engine vs C; ring; JIT)
+  bench jit-backends                    the JIT's encoder (iced-x86) against Cranelift on one kernel
   baseline linux [--run APP [--machine M] [--mem M] [--net] [-- ARGS]]
                                         build (and cache) the Linux microVM the benches compare against
   llm ...                               the inference engine's commands
@@ -78,8 +79,9 @@ pub fn main_with_args(args: &[String]) -> Result<i32> {
             Some((name, rest)) if name == "llm" => llm::bench(rest),
             Some((name, rest)) if name == "tasks" => bench_tasks::main(rest),
             Some((name, rest)) if name == "jit" => jit::bench(rest),
+            Some((name, rest)) if name == "jit-backends" => jit::backends(rest),
             Some((name, rest)) if name == "fs" => bench_fs::main(rest),
-            Some((name, _)) => bail!("unknown benchmark `{name}`: available are `suite` (the default), `footprint`, `http`, `boot`, `llm`, `tasks`, `jit` and `fs`"),
+            Some((name, _)) => bail!("unknown benchmark `{name}`: available are `suite` (the default), `footprint`, `http`, `boot`, `llm`, `tasks`, `jit`, `jit-backends` and `fs`"),
         },
         "baseline" => baseline::cli_main(rest),
         "llm" => llm::main(rest),

@@ -174,6 +174,27 @@ fn repo_root() -> PathBuf {
 }
 
 /// `cargo bareflow bench jit [--shapes 15M,110M] [--tokens N] [--reps R] [--no-e2e] [--no-tuning]`.
+/// `bareflow bench jit-backends`: iced-x86 against Cranelift on the same
+/// kernel (`bench/jit-backends`, built on demand: it compiles Cranelift, which
+/// nothing else needs).
+pub fn backends(args: &[String]) -> anyhow::Result<i32> {
+    if let Some(a) = args.first() {
+        bail!("unknown option `{a}` for bench jit-backends (it takes none)");
+    }
+    eprintln!("bench jit-backends: building bench/jit-backends (Cranelift; about a minute the first time)...");
+    let root = crate::root::repo_root();
+    let status = Command::new(crate::root::cargo())
+        .args(["run", "--release", "-q", "-p", "bareflow-jit-backends"])
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .current_dir(&root)
+        .status()
+        .with_context(|| format!("could not start `{}`", crate::root::cargo().display()))?;
+    if !status.success() {
+        bail!("bench jit-backends failed (its messages are above); rerun with `cargo run --release -p bareflow-jit-backends`");
+    }
+    Ok(0)
+}
+
 pub fn bench(args: &[String]) -> anyhow::Result<i32> {
     let shapes: Vec<Shape> = flag(args, "--shapes")
         .unwrap_or("15M,110M")

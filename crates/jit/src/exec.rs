@@ -117,6 +117,18 @@ impl Program {
         Ok(self.push(KernelSpec::Matvec(spec), offset, &bytes))
     }
 
+    /// Compiles the SSE2-order f32 matrix-vector kernel for `cols` columns
+    /// with Cranelift and appends it; returns its index. Its handle is a
+    /// [`MatvecKernel`] for `MatvecSpec { isa: Sse2, block_rows: 1, prefetch: 0 }`,
+    /// whose bits it gives (see [`crate::cranelift`]).
+    #[cfg(feature = "cranelift")]
+    pub fn add_cranelift_matvec(&mut self, target: &crate::cranelift::Target, cols: usize) -> Result<usize, JitError> {
+        let offset = self.pad();
+        let bytes = target.matvec(cols)?;
+        let spec = MatvecSpec { cols, isa: crate::Isa::Sse2, block_rows: 1, prefetch: 0 };
+        Ok(self.push(KernelSpec::Matvec(spec), offset, &bytes))
+    }
+
     /// Generates an int8 matrix-vector kernel (AVX2) and appends it; returns its index.
     pub fn add_q8(&mut self, spec: Q8Spec) -> Result<usize, JitError> {
         let offset = self.pad();
@@ -237,7 +249,8 @@ impl MatvecKernel {
             return Ok(());
         }
         let args = [out.as_mut_ptr() as u64, x.as_ptr() as u64, w.as_ptr() as u64, out.len() as u64, 0, 0];
-        // SAFETY: the code `matvec::generate` emitted for `self.spec` reads
+        // SAFETY: the code `matvec::generate` (or, with the `cranelift`
+        // feature, `cranelift::Target::matvec`) emitted for `self.spec` reads
         // `cols` floats of `x`, `rows * cols` of `w`, writes `rows` of `out`,
         // touches nothing else and returns (no calls out, no stack). The
         // lengths were asserted above.
