@@ -250,9 +250,9 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
         // width, and RMSNorm, SwiGLU and RoPE at its dims.
         let specs: Vec<MatvecSpec> = cols.iter().map(|&c| MatvecSpec::tuned(c, isa)).collect();
         let q8_specs: Vec<Q8Spec> = if isa == bareflow_jit::Isa::Avx2Fma { cols.iter().map(|&c| Q8Spec::tuned(c.div_ceil(32) * 32)).collect() } else { Vec::new() };
-        // Those that give the set's bits (RMSNorm sums like the AVX2 set only).
-        let vec_specs: Vec<_> =
-            vector_specs(s).into_iter().filter(|v| bareflow_jit::engine::pointwise_generated_for(ks.kind(), v)).collect();
+        // At the set's own vector width (the bits of its AOT kernels).
+        let vec_isa = bareflow_jit::engine::pointwise_isa_for(ks.kind());
+        let vec_specs: Vec<_> = if vec_isa.is_some() { vector_specs(s).to_vec() } else { Vec::new() };
         let n_kernels = specs.len() + q8_specs.len() + vec_specs.len();
         let (mut g, mut p, mut c) = (Vec::new(), Vec::new(), Vec::new());
         let mut bytes = 0;
@@ -266,7 +266,7 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
                 prog.add_q8(*sp)?;
             }
             for sp in &vec_specs {
-                prog.add_pointwise(*sp)?;
+                prog.add_pointwise(*sp, vec_isa.context("vector kernels without an ISA")?)?;
             }
             let t1 = Instant::now();
             let placed = prog.place(&HostAlloc)?;
@@ -351,68 +351,83 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
     }
 
     // RMSNorm, SwiGLU and RoPE at each model's dims (in cache: these are the
-    // vectors of one token), against the AOT kernels of the best set the
-    // generated code gives the same bits as.
+    // vectors of one token), generated at each set's width against that set's
+    // AOT kernels (the same bits).
     println!("\nvector operations, ns per call (median of {reps} rounds of 20000 calls)");
-    println!("| model | op | AOT set | AOT ns | JIT ns | AOT/JIT |");
+    println!("| model | op | set (JIT ISA) | AOT ns | JIT ns | AOT/JIT |");
     println!("|---|---|---|---|---|---|");
+    let vec_sets: Vec<(KernelSet, bareflow_jit::Isa)> = [bareflow_llm::KernelKind::Avx2, bareflow_llm::KernelKind::Avx512]
+        .into_iter()
+        .filter_map(|k| Some((KernelSet::new(k).ok()?, bareflow_jit::engine::pointwise_isa_for(k)?)))
+        .collect();
     for &s in &shapes {
         let c = s.config();
-        for spec in vector_specs(s) {
-            // Against the best set where the generated code gives its bits, else the AVX2 set.
-            let aot = if bareflow_jit::engine::pointwise_generated_for(ks.kind(), &spec) {
-                ks
-            } else {
-                KernelSet::new(bareflow_llm::KernelKind::Avx2).map_err(|e| anyhow::anyhow!("{e}"))?
-            };
-            let mut p = Program::new();
-            p.add_pointwise(spec)?;
-            let k = p.place(&HostAlloc)?.pointwise.pop().context("no kernel")?;
-            let mut rng = Rng::new(9);
-            let (x, w) = (rng.vec(c.dim.max(c.hidden_dim)), rng.vec(c.dim.max(c.hidden_dim)));
-            // Unit rotations, so that repeated calls keep the values bounded.
-            let pairs: Vec<[f32; 2]> = (0..c.head_size() / 2).map(|_| rng.next_f32() * 3.0).map(|t| [t.cos(), t.sin()]).collect();
-            let mut o = vec![0.0f32; c.dim.max(c.hidden_dim)];
-            let mut err = None;
-            let (a, j) = match spec {
-                bareflow_jit::PointwiseSpec::RmsNorm { dim } => (
-                    time_calls(reps, 20_000, |_| aot.rmsnorm(&mut o[..dim], &x[..dim], &w[..dim])),
-                    time_calls(reps, 20_000, |_| {
-                        if let Err(e) = k.rmsnorm(&mut o[..dim], &x[..dim], &w[..dim]) {
-                            err = Some(e);
-                        }
-                    }),
-                ),
-                bareflow_jit::PointwiseSpec::SwiGlu { n } => (
-                    // Inputs of moderate size: repeated calls keep them bounded.
-                    time_calls(reps, 20_000, |_| {
-                        o[..n].copy_from_slice(&x[..n]);
-                        aot.swiglu(&mut o[..n], &w[..n])
-                    }),
-                    time_calls(reps, 20_000, |_| {
-                        o[..n].copy_from_slice(&x[..n]);
-                        if let Err(e) = k.swiglu(&mut o[..n], &w[..n]) {
-                            err = Some(e);
-                        }
-                    }),
-                ),
-                bareflow_jit::PointwiseSpec::Rope { .. } => {
-                    let q = c.dim;
-                    (
-                        time_calls(reps, 20_000, |_| aot.rope(&mut o[..q], &pairs)),
+        for (aot, visa) in vec_sets.iter().copied() {
+            for spec in vector_specs(s) {
+                let mut p = Program::new();
+                p.add_pointwise(spec, visa)?;
+                let k = p.place(&HostAlloc)?.pointwise.pop().context("no kernel")?;
+                let mut rng = Rng::new(9);
+                let (x, w) = (rng.vec(c.dim.max(c.hidden_dim)), rng.vec(c.dim.max(c.hidden_dim)));
+                // Unit rotations, so that repeated calls keep the values bounded.
+                let pairs: Vec<[f32; 2]> = (0..c.head_size() / 2).map(|_| rng.next_f32() * 3.0).map(|t| [t.cos(), t.sin()]).collect();
+                let mut o = vec![0.0f32; c.dim.max(c.hidden_dim)];
+                let mut err = None;
+                let (a, j) = match spec {
+                    bareflow_jit::PointwiseSpec::RmsNorm { dim } => (
+                        time_calls(reps, 20_000, |_| aot.rmsnorm(&mut o[..dim], &x[..dim], &w[..dim])),
                         time_calls(reps, 20_000, |_| {
-                            if let Err(e) = k.rope(&mut o[..q], pairs.as_flattened()) {
+                            if let Err(e) = k.rmsnorm(&mut o[..dim], &x[..dim], &w[..dim]) {
                                 err = Some(e);
                             }
                         }),
-                    )
+                    ),
+                    bareflow_jit::PointwiseSpec::SwiGlu { n } => (
+                        // Inputs of moderate size: repeated calls keep them bounded.
+                        time_calls(reps, 20_000, |_| {
+                            o[..n].copy_from_slice(&x[..n]);
+                            aot.swiglu(&mut o[..n], &w[..n])
+                        }),
+                        time_calls(reps, 20_000, |_| {
+                            o[..n].copy_from_slice(&x[..n]);
+                            if let Err(e) = k.swiglu(&mut o[..n], &w[..n]) {
+                                err = Some(e);
+                            }
+                        }),
+                    ),
+                    bareflow_jit::PointwiseSpec::Rope { .. } => {
+                        let q = c.dim;
+                        (
+                            time_calls(reps, 20_000, |_| aot.rope(&mut o[..q], &pairs)),
+                            time_calls(reps, 20_000, |_| {
+                                if let Err(e) = k.rope(&mut o[..q], pairs.as_flattened()) {
+                                    err = Some(e);
+                                }
+                            }),
+                        )
+                    }
+                };
+                if let Some(e) = err {
+                    bail!("JIT {} failed: {e}", spec.name());
                 }
-            };
-            if let Some(e) = err {
-                bail!("JIT {} failed: {e}", spec.name());
+                println!(
+                    "| {} | {} {} | {} ({}) | {a:.0} | {j:.0} | {:.2}x |",
+                    shape_name(s),
+                    spec.name(),
+                    spec.len(),
+                    aot.kind().name(),
+                    visa.name(),
+                    a / j
+                );
+                krows.push(KernelRow {
+                    model: format!("{} {} {}", shape_name(s), spec.name(), visa.name()),
+                    rows: 1,
+                    cols: spec.len(),
+                    aot_ns: a,
+                    jit_ns: j,
+                    gbs: 0.0,
+                });
             }
-            println!("| {} | {} {} | {} | {a:.0} | {j:.0} | {:.2}x |", shape_name(s), spec.name(), spec.len(), aot.kind().name(), a / j);
-            krows.push(KernelRow { model: format!("{} {}", shape_name(s), spec.name()), rows: 1, cols: spec.len(), aot_ns: a, jit_ns: j, gbs: 0.0 });
         }
     }
 

@@ -205,21 +205,17 @@ pub fn check_pointwise(k: &PointwiseKernel, aot: KernelSet, rng: &mut Rng) -> Re
     Ok(())
 }
 
-/// Whether generated `spec` code gives `kind`'s bits: RMSNorm sums like the
-/// AVX2 set only; SwiGLU and RoPE are the same bits in the AVX2 and AVX-512 sets.
-pub fn pointwise_generated_for(kind: KernelKind, spec: &PointwiseSpec) -> bool {
-    match spec {
-        PointwiseSpec::RmsNorm { .. } => kind == KernelKind::Avx2,
-        PointwiseSpec::SwiGlu { .. } | PointwiseSpec::Rope { .. } => matches!(kind, KernelKind::Avx2 | KernelKind::Avx512),
+/// The instruction set whose generated RMSNorm, SwiGLU and RoPE code gives
+/// `kind`'s bits: each of the AVX2 and AVX-512 sets has its own (RMSNorm's sum
+/// of squares is in another order in each; SwiGLU's lane `e^x` is the same
+/// steps; RoPE is the scalar bits in both). The AVX-512 kernels are 16-lane,
+/// as the set's own (the 8-lane ones measured 0.54-0.70x its SwiGLU).
+pub fn pointwise_isa_for(kind: KernelKind) -> Option<Isa> {
+    match kind {
+        KernelKind::Avx2 => Some(Isa::Avx2Fma),
+        KernelKind::Avx512 => Some(Isa::Avx512),
+        KernelKind::Sse2 | KernelKind::Scalar => None,
     }
-}
-
-/// Whether the engine installs generated `spec` code under `kind`: only where
-/// it gives the same bits and is not slower. Under the AVX-512 set the 8-lane
-/// generated SwiGLU measured 0.56x the set's 16-lane one and RoPE 1.0x (`bench
-/// jit`, 2026-12-03), so there the set's kernels stay.
-pub fn pointwise_installed_for(kind: KernelKind, spec: &PointwiseSpec) -> bool {
-    kind == KernelKind::Avx2 && pointwise_generated_for(kind, spec)
 }
 
 /// The ISA whose generated f32 matrix-vector code sums like `kind`'s
@@ -367,26 +363,12 @@ impl LlmJit {
                 _ => None,
             };
             if let Some(spec) = vector {
-                if isa != Isa::Avx2Fma || !(self.all || s.calls > 0) || picked.iter().any(|p| p.1 == KernelSpec::Pointwise(spec)) {
+                let Some(pisa) = pointwise_isa_for(ks.kind()) else { continue };
+                let kspec = KernelSpec::Pointwise(spec, pisa);
+                if !(self.all || s.calls > 0) || picked.iter().any(|p| p.1 == kspec) {
                     continue;
                 }
-                if !pointwise_generated_for(ks.kind(), &spec) {
-                    self.log.push(format!(
-                        "{}: the {} kernels sum it in another order than the generated AVX2 code (ahead-of-time kernel kept)",
-                        s.op,
-                        ks.kind().name()
-                    ));
-                    continue;
-                }
-                if !pointwise_installed_for(ks.kind(), &spec) {
-                    self.log.push(format!(
-                        "{}: the {} kernel is wider than the generated 8-lane code and measured faster (ahead-of-time kernel kept)",
-                        s.op,
-                        ks.kind().name()
-                    ));
-                    continue;
-                }
-                picked.push((s.op, KernelSpec::Pointwise(spec), s.cycles));
+                picked.push((s.op, kspec, s.cycles));
                 continue;
             }
             let spec = match s.op {
@@ -421,7 +403,7 @@ impl LlmJit {
             let r = match spec {
                 KernelSpec::Matvec(m) => prog.add_matvec(m),
                 KernelSpec::Q8(q) => prog.add_q8(q),
-                KernelSpec::Pointwise(p) => prog.add_pointwise(p),
+                KernelSpec::Pointwise(p, pisa) => prog.add_pointwise(p, pisa),
             };
             match r {
                 Ok(_) => ops.push((op, spec, warm)),
@@ -453,7 +435,7 @@ impl LlmJit {
                     }
                     (v, size)
                 }
-                KernelSpec::Pointwise(_) => {
+                KernelSpec::Pointwise(..) => {
                     let Some(k) = pw.next() else { continue };
                     let v = check_pointwise(&k, ks, &mut rng).map_err(|e| format!("{e}"));
                     let size = k.code_size();
@@ -535,18 +517,21 @@ impl Specialiser for LlmJit {
             c as f64 / 1e6
         )?;
         for k in &self.generated {
-            let (isa, block, prefetch) = match k.spec {
-                KernelSpec::Matvec(m) => (m.isa.name(), m.block_rows, m.prefetch),
-                KernelSpec::Q8(q) => ("avx2 int8", q.block_rows, q.prefetch),
-                KernelSpec::Pointwise(_) => ("avx2+fma", 1, 0),
+            // What was specialised beyond the dims: blocking and prefetch for
+            // the products, the vector width for the others.
+            let (isa, tuning) = match k.spec {
+                KernelSpec::Matvec(m) => (m.isa.name(), format!("block {} rows, prefetch {:>5} B", m.block_rows, m.prefetch)),
+                KernelSpec::Q8(q) => ("avx2 int8", format!("block {} rows, prefetch {:>5} B", q.block_rows, q.prefetch)),
+                KernelSpec::Pointwise(_, isa) => {
+                    (isa.name(), format!("{} lanes", if isa == Isa::Avx512 { 16 } else { 8 }))
+                }
             };
             writeln!(
                 out,
-                "  {:<20} {:<9} block {} rows, prefetch {:>4} B, {:>6} bytes, warm-up cycles {:>12}: {}",
+                "  {:<20} {:<9} {:<30} {:>6} bytes, warm-up cycles {:>12}: {}",
                 format!("{}", k.op),
                 isa,
-                block,
-                prefetch,
+                tuning,
                 k.code_bytes,
                 k.warm_cycles,
                 match &k.verdict {

@@ -10,7 +10,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::JitError;
+use crate::{Isa, JitError};
 use crate::matvec::{self, MatvecSpec};
 use crate::pointwise::{self, PointwiseSpec};
 use crate::q8::{self, Q8Spec};
@@ -85,8 +85,8 @@ pub enum KernelSpec {
     Matvec(MatvecSpec),
     /// Int8 (groups of 32) matrix-vector product.
     Q8(Q8Spec),
-    /// RMSNorm, SwiGLU or RoPE.
-    Pointwise(PointwiseSpec),
+    /// RMSNorm, SwiGLU or RoPE, for an instruction set (AVX2 or AVX-512).
+    Pointwise(PointwiseSpec, Isa),
 }
 
 /// Kernels packed into one code buffer, each entry 64-byte aligned.
@@ -125,7 +125,7 @@ impl Program {
     pub fn add_cranelift_matvec(&mut self, target: &crate::cranelift::Target, cols: usize) -> Result<usize, JitError> {
         let offset = self.pad();
         let bytes = target.matvec(cols)?;
-        let spec = MatvecSpec { cols, isa: crate::Isa::Sse2, block_rows: 1, prefetch: 0 };
+        let spec = MatvecSpec { cols, isa: Isa::Sse2, block_rows: 1, prefetch: 0 };
         Ok(self.push(KernelSpec::Matvec(spec), offset, &bytes))
     }
 
@@ -136,11 +136,12 @@ impl Program {
         Ok(self.push(KernelSpec::Q8(spec), offset, &bytes))
     }
 
-    /// Generates an RMSNorm, SwiGLU or RoPE kernel (AVX2) and appends it; returns its index.
-    pub fn add_pointwise(&mut self, spec: PointwiseSpec) -> Result<usize, JitError> {
+    /// Generates an RMSNorm, SwiGLU or RoPE kernel for `isa` (AVX2 or
+    /// AVX-512) and appends it; returns its index.
+    pub fn add_pointwise(&mut self, spec: PointwiseSpec, isa: Isa) -> Result<usize, JitError> {
         let offset = self.pad();
-        let bytes = pointwise::generate(&spec, offset as u64)?;
-        Ok(self.push(KernelSpec::Pointwise(spec), offset, &bytes))
+        let bytes = pointwise::generate(&spec, isa, offset as u64)?;
+        Ok(self.push(KernelSpec::Pointwise(spec, isa), offset, &bytes))
     }
 
     /// int3 padding to the next 64-byte boundary (a stray jump traps); returns it.
@@ -176,9 +177,11 @@ impl Program {
         let mem = alloc.place(&self.code)?;
         for &(spec, offset, size) in &self.entries {
             match spec {
-                KernelSpec::Matvec(spec) => placed.matvec.push(Kernel { mem: mem.clone(), offset, spec, size }),
-                KernelSpec::Q8(spec) => placed.q8.push(Kernel { mem: mem.clone(), offset, spec, size }),
-                KernelSpec::Pointwise(spec) => placed.pointwise.push(Kernel { mem: mem.clone(), offset, spec, size }),
+                KernelSpec::Matvec(spec) => placed.matvec.push(Kernel { mem: mem.clone(), offset, spec, isa: spec.isa, size }),
+                KernelSpec::Q8(spec) => placed.q8.push(Kernel { mem: mem.clone(), offset, spec, isa: Isa::Avx2Fma, size }),
+                KernelSpec::Pointwise(spec, isa) => {
+                    placed.pointwise.push(Kernel { mem: mem.clone(), offset, spec, isa, size })
+                }
             }
         }
         Ok(placed)
@@ -191,6 +194,7 @@ pub struct Kernel<S> {
     mem: Arc<dyn ExecMemory>,
     offset: usize,
     spec: S,
+    isa: Isa,
     size: usize,
 }
 
@@ -203,7 +207,12 @@ pub type PointwiseKernel = Kernel<PointwiseSpec>;
 
 impl<S: fmt::Debug> fmt::Debug for Kernel<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Kernel").field("spec", &self.spec).field("offset", &self.offset).field("size", &self.size).finish()
+        f.debug_struct("Kernel")
+            .field("spec", &self.spec)
+            .field("isa", &self.isa)
+            .field("offset", &self.offset)
+            .field("size", &self.size)
+            .finish()
     }
 }
 
@@ -211,6 +220,11 @@ impl<S> Kernel<S> {
     /// What the kernel was generated for.
     pub fn spec(&self) -> &S {
         &self.spec
+    }
+
+    /// The instruction set of its code.
+    pub fn isa(&self) -> Isa {
+        self.isa
     }
 
     /// Size of its machine code (and constants) in bytes.
@@ -293,7 +307,8 @@ impl Q8Kernel {
 
 impl PointwiseKernel {
     fn call(&self, args: [u64; 6]) -> Result<(), ExecError> {
-        // SAFETY: code `pointwise::generate` emitted for `self.spec`; each
+        // SAFETY: code `pointwise::generate` emitted for `self.spec` and
+        // `self.isa` (the same arguments and memory for either ISA); each
         // public method below asserts, before calling, that its slices are
         // exactly the lengths that code reads and writes (see the module
         // `pointwise`), and passes them in the order it expects.

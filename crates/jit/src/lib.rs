@@ -3,8 +3,11 @@
 //!
 //! Principles it keeps:
 //! - Kernels: f32 matrix-vector products ([`matvec`], AVX2 or SSE2), int8
-//!   ones ([`q8`]), and RMSNorm, SwiGLU and RoPE ([`pointwise`]), each made
-//!   for the model's exact dims. Not generated: softmax (its length grows with
+//!   ones ([`q8`], AVX2), and RMSNorm, SwiGLU and RoPE ([`pointwise`], AVX2
+//!   or AVX-512), each made for the model's exact dims. The products stay
+//!   8-lane under the AVX-512 set: its own products are the AVX2 ones
+//!   (16-lane measured slower on this memory-bound work), and the generated
+//!   code must give the set's bits. Not generated: softmax (its length grows with
 //!   the position, so there is no fixed dim to bake in) and matrix-matrix
 //!   products (the engine decodes one token at a time and has none).
 //! - It only makes bytes. Generation ([`matvec::generate`], [`Program`]) turns
@@ -60,6 +63,8 @@ pub enum Isa {
     Avx2Fma,
     /// 4-lane SSE2 (every x86-64 CPU).
     Sse2,
+    /// 16-lane AVX-512F (EVEX encoded, opmasks for partial vectors).
+    Avx512,
 }
 
 impl Isa {
@@ -68,6 +73,7 @@ impl Isa {
         match self {
             Isa::Avx2Fma => "avx2+fma",
             Isa::Sse2 => "sse2",
+            Isa::Avx512 => "avx512",
         }
     }
 }
@@ -85,6 +91,8 @@ pub enum JitError {
     NotWholeGroups(usize),
     /// Vector kernels work on whole 8-lane vectors.
     NotWholeVectors(usize),
+    /// The generator has no code of this kind for this instruction set.
+    UnsupportedIsa { kernel: &'static str, isa: Isa },
     /// The prefetch distance is not a multiple of 64 bytes up to 65536.
     BadPrefetch(u32),
     /// The encoder refused an instruction (a bug in the generator).
@@ -106,6 +114,9 @@ impl fmt::Display for JitError {
             Self::NotWholeGroups(c) => write!(f, "{c} columns is not a whole number of int8 groups of 32: pad the rows"),
             Self::NotWholeVectors(n) => {
                 write!(f, "{n} values is not a whole number of 8-lane vectors: use the ahead-of-time kernel")
+            }
+            Self::UnsupportedIsa { kernel, isa } => {
+                write!(f, "no {kernel} kernel is generated for {}: use the ahead-of-time kernel", isa.name())
             }
             Self::BadPrefetch(d) => write!(f, "prefetch distance {d} must be a multiple of 64 bytes, at most 65536"),
             Self::Encoder(e) => write!(f, "the x86 encoder refused the generated code ({e}): this is a generator bug"),

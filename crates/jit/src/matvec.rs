@@ -58,7 +58,8 @@ impl MatvecSpec {
     /// SSE2: blocks of 4 rows, no prefetch (Zen 3).
     pub fn tuned(cols: usize, isa: Isa) -> Self {
         match isa {
-            Isa::Avx2Fma => {
+            // (AVX-512 f32 products are not generated: `validate` refuses them.)
+            Isa::Avx2Fma | Isa::Avx512 => {
                 let ahead = (2 * cols * 4).min(65536) as u32 / 64 * 64;
                 MatvecSpec { cols, isa, block_rows: 1, prefetch: ahead }
             }
@@ -69,13 +70,16 @@ impl MatvecSpec {
     /// The most rows a register block may hold for `isa`.
     pub fn max_block_rows(isa: Isa) -> usize {
         match isa {
-            Isa::Avx2Fma => 3,
+            Isa::Avx2Fma | Isa::Avx512 => 3,
             Isa::Sse2 => 8,
         }
     }
 
     /// Refuses shapes the generator cannot make correct code for.
     pub fn validate(&self) -> Result<(), JitError> {
+        if self.isa == Isa::Avx512 {
+            return Err(JitError::UnsupportedIsa { kernel: "f32 matrix-vector", isa: self.isa });
+        }
         if self.cols == 0 {
             return Err(JitError::ZeroColumns);
         }
@@ -153,7 +157,8 @@ fn emit(a: &mut CodeAssembler, s: &MatvecSpec) -> Result<(), IcedError> {
 /// One block of `rows` rows at `rdx`, results to `rdi[0..rows]`.
 fn block(a: &mut CodeAssembler, s: &MatvecSpec, rows: usize) -> Result<(), IcedError> {
     match s.isa {
-        Isa::Avx2Fma => block_avx2(a, s, rows),
+        // (`validate` refused AVX-512 before any code was emitted.)
+        Isa::Avx2Fma | Isa::Avx512 => block_avx2(a, s, rows),
         Isa::Sse2 => block_sse2(a, s, rows),
     }
 }

@@ -1,5 +1,6 @@
 //! The engine's vector operations around the matrix products, specialised to
-//! the model's dims, AVX2+FMA: RMSNorm, SwiGLU and RoPE.
+//! the model's dims, in AVX2+FMA (8 lanes) or AVX-512F (16 lanes): RMSNorm,
+//! SwiGLU and RoPE. The engine generates them at its kernel set's width.
 //!
 //! Generated functions (System V):
 //! - RMSNorm `fn(o: *mut f32, x: *const f32, w: *const f32)`:
@@ -8,30 +9,36 @@
 //! - RoPE `fn(v: *mut f32, cs: *const f32, heads: u64)`: each head of `v`
 //!   rotated by the `[cos, sin]` pairs `cs` (one head long).
 //!
-//! Each computes exactly what the ahead-of-time AVX2 kernel computes, in the
-//! same order, so results are bit for bit the same (and the AVX-512 set's
-//! SwiGLU and RoPE are the same bits too: its lane `e^x` uses the AVX2
-//! steps, and both RoPEs equal the scalar one):
-//! - RMSNorm's sum of squares is `dot_avx2(x, x)`: four 8-lane FMA chains
-//!   over blocks of 32, `(a0 + a1) + (a2 + a3)`, one chain over the blocks of
-//!   8 left, then the horizontal sum; the divisions and the square root are
-//!   the scalar instructions the AOT code compiles to;
+//! Each computes exactly what the ahead-of-time kernel of its ISA's set
+//! computes, in the same order, so results are bit for bit the same:
+//! - RMSNorm's sum of squares: AVX2 as `dot_avx2(x, x)` (four 8-lane FMA
+//!   chains over blocks of 32, `(a0 + a1) + (a2 + a3)`, one chain over the
+//!   blocks of 8 left, then the horizontal sum); AVX-512 as `dot_avx512(x, x)`
+//!   (four 16-lane chains over blocks of 64, blocks of 16 into the first, the
+//!   masked rest into the second, then `_mm512_reduce_add_ps`'s order). The
+//!   divisions and the square root are the scalar instructions the AOT code
+//!   compiles to;
 //! - SwiGLU uses the lane `e^x` of `bareflow_llm::kernels::lane_exp` with the
-//!   same FMA steps, then `1 / (1 + e^-h)`, `(h · s) · g`.
+//!   same FMA steps, then `1 / (1 + e^-h)`, `(h · s) · g`;
+//! - RoPE is the scalar kernel's bits in both (no FMA; AVX2 `vaddsubps`,
+//!   AVX-512 the even lanes' product negated by its sign bit).
 //!
 //! Dims are immediates (RMSNorm and RoPE fully unrolled over their dim and
-//! head, whole 8-lane vectors only; SwiGLU a counted loop, then its partial
-//! last vector with masked loads and stores, which read as zero and write
-//! nothing outside the slice, like the AOT kernel's zero-padded tail), constants sit in a table after the code
-//! (RIP-relative), and the code touches only caller-saved registers, has no
-//! calls and no stack, and reads and writes exactly the slices of its dims.
+//! head, SwiGLU a counted loop). AVX2: RMSNorm and RoPE take whole 8-lane
+//! vectors only, SwiGLU's partial last vector uses masked loads and stores.
+//! AVX-512: every partial last vector goes through opmask k1 (masked-off
+//! lanes read as zero and write nothing outside the slice, like the AOT
+//! kernels' `maskz` loads and masked stores), and SwiGLU's constants stay in
+//! zmm16-29. Constants sit in a table after the code (RIP-relative), and the
+//! code touches only caller-saved registers (and k1), has no calls and no
+//! stack, and reads and writes exactly the slices of its dims.
 use alloc::string::ToString;
 use alloc::vec::Vec;
 
 use bareflow_llm::kernels::lane_exp::{EXP_HI, EXP_LO, LN2_HI, LN2_LO, LOG2E, P};
 use iced_x86::code_asm::*;
 
-use crate::JitError;
+use crate::{Isa, JitError};
 
 /// The longest vector a kernel is made for (bounds the unrolled code).
 pub const MAX_DIM: usize = 16 * 1024;
@@ -71,8 +78,8 @@ impl PointwiseSpec {
         }
     }
 
-    /// Refuses lengths the generator cannot make correct code for.
-    pub fn validate(&self) -> Result<(), JitError> {
+    /// Refuses lengths the generator cannot make correct code for `isa`.
+    pub fn validate(&self, isa: Isa) -> Result<(), JitError> {
         let n = self.len();
         if n == 0 {
             return Err(JitError::ZeroColumns);
@@ -80,24 +87,31 @@ impl PointwiseSpec {
         if n > MAX_DIM {
             return Err(JitError::TooManyColumns { cols: n, max: MAX_DIM });
         }
-        // SwiGLU takes a partial last vector (masked loads and stores, as the
-        // AOT kernel's zero-padded one); the others are made for whole vectors.
-        if !n.is_multiple_of(8) && !matches!(self, Self::SwiGlu { .. }) {
-            return Err(JitError::NotWholeVectors(n));
+        match isa {
+            // SwiGLU takes a partial last vector (masked loads and stores, as the
+            // AOT kernel's zero-padded one); the others are made for whole vectors.
+            Isa::Avx2Fma if !n.is_multiple_of(8) && !matches!(self, Self::SwiGlu { .. }) => Err(JitError::NotWholeVectors(n)),
+            Isa::Avx2Fma => Ok(()),
+            // Opmasks take any partial last vector; RoPE needs whole pairs.
+            Isa::Avx512 if matches!(self, Self::Rope { .. }) && !n.is_multiple_of(2) => Err(JitError::NotWholeVectors(n)),
+            Isa::Avx512 => Ok(()),
+            Isa::Sse2 => Err(JitError::UnsupportedIsa { kernel: self.name(), isa }),
         }
-        Ok(())
     }
 }
 
 /// Generates the kernel for `spec`, to be placed at `ip`.
-pub fn generate(spec: &PointwiseSpec, ip: u64) -> Result<Vec<u8>, JitError> {
-    spec.validate()?;
+pub fn generate(spec: &PointwiseSpec, isa: Isa, ip: u64) -> Result<Vec<u8>, JitError> {
+    spec.validate(isa)?;
     let enc = |e: IcedError| JitError::Encoder(e.to_string());
     let mut a = CodeAssembler::new(64).map_err(enc)?;
-    match *spec {
-        PointwiseSpec::RmsNorm { dim } => rmsnorm(&mut a, dim),
-        PointwiseSpec::SwiGlu { n } => swiglu(&mut a, n),
-        PointwiseSpec::Rope { head } => rope(&mut a, head),
+    match (isa, *spec) {
+        (Isa::Avx512, PointwiseSpec::RmsNorm { dim }) => rmsnorm_512(&mut a, dim),
+        (Isa::Avx512, PointwiseSpec::SwiGlu { n }) => swiglu_512(&mut a, n),
+        (Isa::Avx512, PointwiseSpec::Rope { head }) => rope_512(&mut a, head),
+        (_, PointwiseSpec::RmsNorm { dim }) => rmsnorm(&mut a, dim),
+        (_, PointwiseSpec::SwiGlu { n }) => swiglu(&mut a, n),
+        (_, PointwiseSpec::Rope { head }) => rope(&mut a, head),
     }
     .map_err(enc)?;
     a.assemble(ip).map_err(enc)
@@ -293,4 +307,212 @@ fn rope(a: &mut CodeAssembler, head: usize) -> Result<(), IcedError> {
     a.jnz(top)?;
     a.set_label(&mut done)?;
     epilogue(a)
+}
+
+// ------------------------------------------------------------- AVX-512 ----
+//
+// The AVX-512 set's bits (`crates/llm/src/kernels/x86_512.rs`), AVX512F
+// instructions only (integer xor for the sign flips: `vxorps zmm` is DQ).
+// Partial last vectors go through opmask k1 (masked-off lanes load as zero
+// and are not stored), as the AOT kernels' `maskz` loads and masked stores.
+
+/// k1 = lanes `0..n` (`1 <= n <= 16`), through eax.
+fn set_k1(a: &mut CodeAssembler, n: usize) -> Result<(), IcedError> {
+    a.mov(eax, ((1u32 << n) - 1) & 0xffff)?;
+    a.kmovw(k1, eax)
+}
+
+/// A 64-byte table entry: `v` in all 16 lanes.
+fn table16(a: &mut CodeAssembler, l: &mut CodeLabel, v: u32) -> Result<(), IcedError> {
+    a.set_label(l)?;
+    a.dd(&[v; 16])
+}
+
+// rdi o, rsi x, rdx w. The sum of squares is `dot_avx512(x, x)`: four 16-lane
+// chains over blocks of 64, then blocks of 16 into the first, the masked
+// rest into the second, `(a0 + a1) + (a2 + a3)`, then `_mm512_reduce_add_ps`
+// (256-bit halves, 128-bit halves, `+ [2, 3, 0, 1]`, lane 0 + lane 1).
+fn rmsnorm_512(a: &mut CodeAssembler, dim: usize) -> Result<(), IcedError> {
+    let (n64, n16) = (dim & !63, dim & !15);
+    let acc = [zmm0, zmm1, zmm2, zmm3];
+    for r in acc {
+        a.vpxord(r, r, r)?;
+    }
+    for j in (0..n64).step_by(64) {
+        for (k, &r) in acc.iter().enumerate() {
+            a.vmovups(zmm4, zmmword_ptr(rsi + (j + 16 * k) * 4))?;
+            a.vfmadd231ps(r, zmm4, zmm4)?;
+        }
+    }
+    for j in (n64..n16).step_by(16) {
+        a.vmovups(zmm4, zmmword_ptr(rsi + j * 4))?;
+        a.vfmadd231ps(zmm0, zmm4, zmm4)?;
+    }
+    if dim > n16 {
+        set_k1(a, dim - n16)?;
+        a.vmovups(zmm4.k1().z(), zmmword_ptr(rsi + n16 * 4))?;
+        a.vfmadd231ps(zmm1, zmm4, zmm4)?;
+    }
+    a.vaddps(zmm0, zmm0, zmm1)?;
+    a.vaddps(zmm2, zmm2, zmm3)?;
+    a.vaddps(zmm0, zmm0, zmm2)?;
+    a.vextractf64x4(ymm4, zmm0, 1)?;
+    a.vaddps(ymm0, ymm0, ymm4)?;
+    a.vextractf128(xmm4, ymm0, 1)?;
+    a.vaddps(xmm0, xmm0, xmm4)?;
+    a.vpermilps(xmm4, xmm0, 0b01_00_11_10)?; // [2, 3, 0, 1]
+    a.vaddps(xmm0, xmm0, xmm4)?;
+    a.vmovshdup(xmm4, xmm0)?;
+    a.vaddss(xmm0, xmm0, xmm4)?;
+    // s = 1 / sqrt(ss / dim + 1e-5), the scalar instructions of the AOT code
+    load_scalar(a, xmm1, dim as f32)?;
+    a.vdivss(xmm0, xmm0, xmm1)?;
+    load_scalar(a, xmm1, 1e-5)?;
+    a.vaddss(xmm0, xmm0, xmm1)?;
+    a.vsqrtss(xmm0, xmm0, xmm0)?;
+    load_scalar(a, xmm1, 1.0)?;
+    a.vdivss(xmm1, xmm1, xmm0)?;
+    a.vbroadcastss(zmm1, xmm1)?;
+    // o = w * (s * x), as `scale_mul_avx512`
+    for j in (0..n16).step_by(16) {
+        a.vmulps(zmm2, zmm1, zmmword_ptr(rsi + j * 4))?;
+        a.vmulps(zmm2, zmm2, zmmword_ptr(rdx + j * 4))?;
+        a.vmovups(zmmword_ptr(rdi + j * 4), zmm2)?;
+    }
+    if dim > n16 {
+        a.vmovups(zmm3.k1().z(), zmmword_ptr(rsi + n16 * 4))?;
+        a.vmovups(zmm4.k1().z(), zmmword_ptr(rdx + n16 * 4))?;
+        a.vmulps(zmm2, zmm1, zmm3)?;
+        a.vmulps(zmm2, zmm4, zmm2)?;
+        a.vmovups(zmmword_ptr(rdi + n16 * 4).k1(), zmm2)?;
+    }
+    epilogue(a)
+}
+
+// rdi hb, rsi hb2; rcx counts whole vectors of 16. `swiglu_avx512`'s steps
+// with `exp_ps_avx512` (the AVX2 steps and constants in 16 lanes).
+fn swiglu_512(a: &mut CodeAssembler, n: usize) -> Result<(), IcedError> {
+    let mut l: Vec<CodeLabel> = (0..9 + P.len()).map(|_| a.create_label()).collect();
+    let mut top = a.create_label();
+    let rem = n % 16;
+    // The constants stay in zmm16.. for the whole call (AVX-512 has 32
+    // vector registers; memory operands in the loop measured 0.80x the AOT).
+    let regs = const_regs_512();
+    for (r, lab) in regs.iter().zip(&l) {
+        a.vmovups(*r, zmmword_ptr(*lab))?;
+    }
+    {
+        let c = &regs;
+        if n >= 16 {
+            a.mov(ecx, (n / 16) as u32)?;
+            a.set_label(&mut top)?;
+            a.vmovups(zmm0, zmmword_ptr(rdi))?; // h
+            a.vmovups(zmm6, zmmword_ptr(rsi))?; // g
+            swiglu_vector_512(a, c)?;
+            a.vmovups(zmmword_ptr(rdi), zmm0)?;
+            a.add(rdi, 64)?;
+            a.add(rsi, 64)?;
+            a.dec(ecx)?;
+            a.jnz(top)?;
+        }
+        if rem > 0 {
+            set_k1(a, rem)?;
+            a.vmovups(zmm0.k1().z(), zmmword_ptr(rdi))?;
+            a.vmovups(zmm6.k1().z(), zmmword_ptr(rsi))?;
+            swiglu_vector_512(a, c)?;
+            a.vmovups(zmmword_ptr(rdi).k1(), zmm0)?;
+        }
+    }
+    epilogue(a)?;
+    let bits = [(-0.0f32).to_bits(), 1.0f32.to_bits(), EXP_LO.to_bits(), EXP_HI.to_bits(), LOG2E.to_bits()];
+    let more = [LN2_HI.to_bits(), LN2_LO.to_bits(), 127u32];
+    for (lab, v) in l.iter_mut().zip(bits.into_iter().chain(more).chain(P.iter().map(|p| p.to_bits()))) {
+        table16(a, lab, v)?;
+    }
+    Ok(())
+}
+
+/// The registers that hold SwiGLU's constants, in table order.
+fn const_regs_512() -> [AsmRegisterZmm; 9 + P.len() - 1] {
+    [zmm16, zmm17, zmm18, zmm19, zmm20, zmm21, zmm22, zmm23, zmm24, zmm25, zmm26, zmm27, zmm28, zmm29]
+}
+
+/// zmm0 = h·σ(h)·g (in: zmm0 = h, zmm6 = g); uses zmm1-5. `c`: the registers
+/// holding -0.0, 1, EXP_LO, EXP_HI, LOG2E, LN2_HI, LN2_LO, 127, then P.
+fn swiglu_vector_512(a: &mut CodeAssembler, c: &[AsmRegisterZmm]) -> Result<(), IcedError> {
+    a.vpxord(zmm1, zmm0, c[0])?; // -h
+    a.vmaxps(zmm1, zmm1, c[2])?;
+    a.vminps(zmm1, zmm1, c[3])?;
+    a.vmulps(zmm2, zmm1, c[4])?;
+    a.vcvtps2dq(zmm2, zmm2)?; // n
+    a.vcvtdq2ps(zmm3, zmm2)?; // nf
+    a.vfnmadd231ps(zmm1, zmm3, c[5])?; // r = x - nf * ln2_hi
+    a.vfnmadd231ps(zmm1, zmm3, c[6])?; // r -= nf * ln2_lo
+    a.vmovaps(zmm4, c[8])?;
+    for &k in &c[9..9 + P.len() - 1] {
+        a.vfmadd213ps(zmm4, zmm1, k)?; // p = p * r + c
+    }
+    a.vmulps(zmm5, zmm1, zmm1)?; // r2
+    a.vfmadd213ps(zmm4, zmm5, zmm1)?; // p * r2 + r
+    a.vaddps(zmm4, zmm4, c[1])?; // e
+    a.vpsrad(zmm5, zmm2, 1)?; // n1
+    a.vpsubd(zmm2, zmm2, zmm5)?; // n2
+    a.vpaddd(zmm5, zmm5, c[7])?;
+    a.vpslld(zmm5, zmm5, 23)?; // 2^n1
+    a.vpaddd(zmm2, zmm2, c[7])?;
+    a.vpslld(zmm2, zmm2, 23)?; // 2^n2
+    a.vmulps(zmm4, zmm4, zmm5)?;
+    a.vmulps(zmm4, zmm4, zmm2)?; // e^-h
+    a.vaddps(zmm4, zmm4, c[1])?; // 1 + e^-h (IEEE addition commutes)
+    a.vdivps(zmm5, c[1], zmm4)?; // s
+    a.vmulps(zmm0, zmm0, zmm5)?;
+    a.vmulps(zmm0, zmm0, zmm6)
+}
+
+// rdi v, rsi cs, rdx heads. `rope_avx512`: `x·cos + (swapped·sin ^ even
+// sign)`, no FMA (the scalar kernel's bits).
+fn rope_512(a: &mut CodeAssembler, head: usize) -> Result<(), IcedError> {
+    let mut top = a.create_label();
+    let mut done = a.create_label();
+    let mut c_sign = a.create_label();
+    let n16 = head & !15;
+    a.vmovups(zmm5, zmmword_ptr(c_sign))?;
+    if head > n16 {
+        set_k1(a, head - n16)?;
+    }
+    a.test(rdx, rdx)?;
+    a.jz(done)?;
+    a.set_label(&mut top)?;
+    let mut j = 0;
+    while j < head {
+        let (x, c) = (zmmword_ptr(rdi + j * 4), zmmword_ptr(rsi + j * 4));
+        if j < n16 {
+            a.vmovups(zmm0, x)?;
+            a.vmovups(zmm1, c)?;
+        } else {
+            a.vmovups(zmm0.k1().z(), x)?;
+            a.vmovups(zmm1.k1().z(), c)?;
+        }
+        a.vpermilps(zmm2, zmm1, 0b10_10_00_00)?; // cos, cos
+        a.vpermilps(zmm3, zmm1, 0b11_11_01_01)?; // sin, sin
+        a.vpermilps(zmm4, zmm0, 0b10_11_00_01)?; // pairs swapped
+        a.vmulps(zmm4, zmm4, zmm3)?;
+        a.vpxord(zmm4, zmm4, zmm5)?; // even lanes negated
+        a.vmulps(zmm0, zmm0, zmm2)?;
+        a.vaddps(zmm0, zmm0, zmm4)?;
+        if j < n16 {
+            a.vmovups(zmmword_ptr(rdi + j * 4), zmm0)?;
+        } else {
+            a.vmovups(zmmword_ptr(rdi + j * 4).k1(), zmm0)?;
+        }
+        j += 16;
+    }
+    a.add(rdi, (head * 4) as i32)?;
+    a.dec(rdx)?;
+    a.jnz(top)?;
+    a.set_label(&mut done)?;
+    epilogue(a)?;
+    a.set_label(&mut c_sign)?;
+    let sign: [u32; 16] = core::array::from_fn(|i| if i % 2 == 0 { 0x8000_0000 } else { 0 });
+    a.dd(&sign)
 }
