@@ -51,13 +51,15 @@ fn matmul_shapes(s: Shape) -> Vec<(usize, usize, usize)> {
     v
 }
 
-/// The RMSNorm, SwiGLU and RoPE kernels of one forward pass, at the shape's dims.
-fn vector_specs(s: Shape) -> [bareflow_jit::PointwiseSpec; 3] {
+/// The RMSNorm, SwiGLU, RoPE and softmax kernels of one forward pass, at the
+/// shape's dims (softmax up to the context length; AVX-512 only).
+fn vector_specs(s: Shape) -> [bareflow_jit::PointwiseSpec; 4] {
     let c = s.config();
     [
         bareflow_jit::PointwiseSpec::RmsNorm { dim: c.dim },
         bareflow_jit::PointwiseSpec::SwiGlu { n: c.hidden_dim },
         bareflow_jit::PointwiseSpec::Rope { head: c.head_size() },
+        bareflow_jit::PointwiseSpec::Softmax { max: c.seq_len },
     ]
 }
 
@@ -237,7 +239,7 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
     }
 
     // 2. Time to generate every kernel of each model (encoding; then placing in W^X pages and the check).
-    println!("\n[2/4] time to generate all kernels of a model: f32 and int8 products, RMSNorm, SwiGLU, RoPE (median of 21)");
+    println!("\n[2/4] time to generate all kernels of a model: f32 and int8 products, RMSNorm, SwiGLU, RoPE, softmax (AVX-512) (median of 21)");
     println!("| model | kernels | code bytes | generate ms | place ms | check ms |");
     println!("|---|---|---|---|---|---|");
     let mut gen_json = Vec::new();
@@ -252,7 +254,10 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
         let q8_specs: Vec<Q8Spec> = if isa == bareflow_jit::Isa::Avx2Fma { cols.iter().map(|&c| Q8Spec::tuned(c.div_ceil(32) * 32)).collect() } else { Vec::new() };
         // At the set's own vector width (the bits of its AOT kernels).
         let vec_isa = bareflow_jit::engine::pointwise_isa_for(ks.kind());
-        let vec_specs: Vec<_> = if vec_isa.is_some() { vector_specs(s).to_vec() } else { Vec::new() };
+        let vec_specs: Vec<_> = match vec_isa {
+            Some(i) => vector_specs(s).into_iter().filter(|v| v.validate(i).is_ok()).collect(),
+            None => Vec::new(),
+        };
         let n_kernels = specs.len() + q8_specs.len() + vec_specs.len();
         let (mut g, mut p, mut c) = (Vec::new(), Vec::new(), Vec::new());
         let mut bytes = 0;
@@ -363,7 +368,7 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
     for &s in &shapes {
         let c = s.config();
         for (aot, visa) in vec_sets.iter().copied() {
-            for spec in vector_specs(s) {
+            for spec in vector_specs(s).into_iter().filter(|v| v.validate(visa).is_ok()) {
                 let mut p = Program::new();
                 p.add_pointwise(spec, visa)?;
                 let k = p.place(&HostAlloc)?.pointwise.pop().context("no kernel")?;
@@ -395,6 +400,24 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
                             }
                         }),
                     ),
+                    bareflow_jit::PointwiseSpec::Softmax { max } => {
+                        // Attention's scores half-way through the context.
+                        let n = max / 2;
+                        let xs: Vec<f32> = x.iter().cycle().take(n).map(|v| v * 10.0).collect();
+                        let mut buf = vec![0.0f32; n];
+                        (
+                            time_calls(reps, 20_000, |_| {
+                                buf.copy_from_slice(&xs);
+                                aot.softmax(&mut buf)
+                            }),
+                            time_calls(reps, 20_000, |_| {
+                                buf.copy_from_slice(&xs);
+                                if let Err(e) = k.softmax(&mut buf) {
+                                    err = Some(e);
+                                }
+                            }),
+                        )
+                    }
                     bareflow_jit::PointwiseSpec::Rope { .. } => {
                         let q = c.dim;
                         (

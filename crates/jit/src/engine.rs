@@ -189,6 +189,18 @@ pub fn check_pointwise(k: &PointwiseKernel, aot: KernelSet, rng: &mut Rng) -> Re
                 // The lane e^x is within a few ulp of libm's: compare loosely to scalar.
                 compare(1, &got, &want, &port, 1e-5)?;
             }
+            PointwiseSpec::Softmax { max } => {
+                // Lengths 1, max and two between (with and without a partial
+                // last vector); scores up to ±40.
+                let len = [1, max, 1 + (rng.next_u64() as usize) % max, (max / 16 * 16).max(1)][round];
+                let x: Vec<f32> = rng.vec(len).into_iter().map(|v| v * 40.0).collect();
+                let mut got = x.clone();
+                k.softmax(&mut got).map_err(|e| CheckError::Call(e.into()))?;
+                let (mut want, mut port) = (x.clone(), x);
+                aot.softmax(&mut want);
+                portable.softmax(&mut port);
+                compare(1, &got, &want, &port, 1e-5)?;
+            }
             PointwiseSpec::Rope { .. } => {
                 let heads = round + 1;
                 let v = rng.vec(n * heads);
@@ -360,6 +372,16 @@ impl LlmJit {
                 Op::RmsNorm { dim } => Some(PointwiseSpec::RmsNorm { dim }),
                 Op::SwiGlu { n } => Some(PointwiseSpec::SwiGlu { n }),
                 Op::Rope { head } => Some(PointwiseSpec::Rope { head }),
+                Op::Attention { seq_len } if pointwise_isa_for(ks.kind()) == Some(Isa::Avx512) => {
+                    Some(PointwiseSpec::Softmax { max: seq_len })
+                }
+                Op::Attention { .. } if pointwise_isa_for(ks.kind()).is_some() => {
+                    self.log.push(format!(
+                        "attention's softmax: generated for the AVX-512 set only (the {} set's softmax is kept)",
+                        ks.kind().name()
+                    ));
+                    None
+                }
                 _ => None,
             };
             if let Some(spec) = vector {
@@ -503,6 +525,16 @@ impl Specialiser for LlmJit {
     fn rope(&self, v: &mut [f32], cs: &[f32]) -> bool {
         let spec = PointwiseSpec::Rope { head: cs.len() };
         !cs.is_empty() && v.len().is_multiple_of(cs.len()) && self.pointwise(spec).is_some_and(|k| k.rope(v, cs).is_ok())
+    }
+
+    fn softmax(&self, x: &mut [f32]) -> bool {
+        let n = x.len();
+        n > 0
+            && self
+                .installed_pointwise
+                .iter()
+                .find(|k| matches!(*k.spec(), PointwiseSpec::Softmax { max } if n <= max))
+                .is_some_and(|k| k.softmax(x).is_ok())
     }
 
     fn report(&self, out: &mut dyn fmt::Write) -> fmt::Result {

@@ -338,6 +338,20 @@ impl PointwiseKernel {
         self.call([hb.as_mut_ptr() as u64, hb2.as_ptr() as u64, 0, 0, 0, 0])
     }
 
+    /// Softmax of `x` in place, for any length from 1 to the kernel's `max`
+    /// (nothing to do for an empty `x`).
+    ///
+    /// # Panics
+    /// If the kernel is not a softmax one or `x` is longer than its `max`.
+    pub fn softmax(&self, x: &mut [f32]) -> Result<(), ExecError> {
+        let PointwiseSpec::Softmax { max } = self.spec else { panic!("{:?} called as softmax", self.spec) };
+        assert!(x.len() <= max, "JIT softmax made for at most {max} values, called with {}", x.len());
+        if x.is_empty() {
+            return Ok(());
+        }
+        self.call([x.as_mut_ptr() as u64, x.len() as u64, 0, 0, 0, 0])
+    }
+
     /// RoPE of every head of `v` by the `[cos, sin]` pairs `cs` (one head long).
     ///
     /// # Panics

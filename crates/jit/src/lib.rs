@@ -7,9 +7,11 @@
 //!   or AVX-512), each made for the model's exact dims. The products stay
 //!   8-lane under the AVX-512 set: its own products are the AVX2 ones
 //!   (16-lane measured slower on this memory-bound work), and the generated
-//!   code must give the set's bits. Not generated: softmax (its length grows with
-//!   the position, so there is no fixed dim to bake in) and matrix-matrix
-//!   products (the engine decodes one token at a time and has none).
+//!   code must give the set's bits. Attention's softmax is generated for the
+//!   AVX-512 set (its length grows with the position, so it is made for any
+//!   length up to the context, asserted at the call). Not generated:
+//!   matrix-matrix products (the engine decodes one token at a time and has
+//!   none).
 //! - It only makes bytes. Generation ([`matvec::generate`], [`Program`]) turns
 //!   a small kernel description into x86-64 code and entry offsets; placing
 //!   the code in memory and calling it is the job of an [`ExecAlloc`] the

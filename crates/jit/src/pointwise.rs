@@ -7,7 +7,10 @@
 //!   `o = w * (s * x)` with `s = 1 / sqrt(Σx² / dim + 1e-5)`;
 //! - SwiGLU `fn(hb: *mut f32, hb2: *const f32)`: `hb = hb · σ(hb) · hb2`;
 //! - RoPE `fn(v: *mut f32, cs: *const f32, heads: u64)`: each head of `v`
-//!   rotated by the `[cos, sin]` pairs `cs` (one head long).
+//!   rotated by the `[cos, sin]` pairs `cs` (one head long);
+//! - softmax (AVX-512) `fn(x: *mut f32, n: u64)`, in place over `1 <= n <=
+//!   max` values: the max, `e^(x - max)` and their sum, `x / sum`, in
+//!   `softmax_avx512`'s order (its reductions and masked last vector).
 //!
 //! Each computes exactly what the ahead-of-time kernel of its ISA's set
 //! computes, in the same order, so results are bit for bit the same:
@@ -52,6 +55,9 @@ pub enum PointwiseSpec {
     SwiGlu { n: usize },
     /// RoPE with heads of `head` values (`head / 2` pairs).
     Rope { head: usize },
+    /// Softmax in place over any length from 1 to `max` (attention's scores:
+    /// the length grows with the position, up to the context). AVX-512 only.
+    Softmax { max: usize },
 }
 
 impl PointwiseSpec {
@@ -61,6 +67,7 @@ impl PointwiseSpec {
             Self::RmsNorm { dim } => dim,
             Self::SwiGlu { n } => n,
             Self::Rope { head } => head,
+            Self::Softmax { max } => max,
         }
     }
 
@@ -75,6 +82,7 @@ impl PointwiseSpec {
             Self::RmsNorm { .. } => "rmsnorm",
             Self::SwiGlu { .. } => "swiglu",
             Self::Rope { .. } => "rope",
+            Self::Softmax { .. } => "softmax",
         }
     }
 
@@ -88,6 +96,8 @@ impl PointwiseSpec {
             return Err(JitError::TooManyColumns { cols: n, max: MAX_DIM });
         }
         match isa {
+            // The AVX2 softmax's scalar tail (`exp_slice_avx2` per value) is not generated.
+            Isa::Avx2Fma if matches!(self, Self::Softmax { .. }) => Err(JitError::UnsupportedIsa { kernel: "softmax", isa }),
             // SwiGLU takes a partial last vector (masked loads and stores, as the
             // AOT kernel's zero-padded one); the others are made for whole vectors.
             Isa::Avx2Fma if !n.is_multiple_of(8) && !matches!(self, Self::SwiGlu { .. }) => Err(JitError::NotWholeVectors(n)),
@@ -109,6 +119,7 @@ pub fn generate(spec: &PointwiseSpec, isa: Isa, ip: u64) -> Result<Vec<u8>, JitE
         (Isa::Avx512, PointwiseSpec::RmsNorm { dim }) => rmsnorm_512(&mut a, dim),
         (Isa::Avx512, PointwiseSpec::SwiGlu { n }) => swiglu_512(&mut a, n),
         (Isa::Avx512, PointwiseSpec::Rope { head }) => rope_512(&mut a, head),
+        (_, PointwiseSpec::Softmax { .. }) => softmax_512(&mut a),
         (_, PointwiseSpec::RmsNorm { dim }) => rmsnorm(&mut a, dim),
         (_, PointwiseSpec::SwiGlu { n }) => swiglu(&mut a, n),
         (_, PointwiseSpec::Rope { head }) => rope(&mut a, head),
@@ -392,15 +403,10 @@ fn rmsnorm_512(a: &mut CodeAssembler, dim: usize) -> Result<(), IcedError> {
 // rdi hb, rsi hb2; rcx counts whole vectors of 16. `swiglu_avx512`'s steps
 // with `exp_ps_avx512` (the AVX2 steps and constants in 16 lanes).
 fn swiglu_512(a: &mut CodeAssembler, n: usize) -> Result<(), IcedError> {
-    let mut l: Vec<CodeLabel> = (0..9 + P.len()).map(|_| a.create_label()).collect();
+    let mut l = exp_consts_512(a)?;
     let mut top = a.create_label();
     let rem = n % 16;
-    // The constants stay in zmm16.. for the whole call (AVX-512 has 32
-    // vector registers; memory operands in the loop measured 0.80x the AOT).
     let regs = const_regs_512();
-    for (r, lab) in regs.iter().zip(&l) {
-        a.vmovups(*r, zmmword_ptr(*lab))?;
-    }
     {
         let c = &regs;
         if n >= 16 {
@@ -424,12 +430,133 @@ fn swiglu_512(a: &mut CodeAssembler, n: usize) -> Result<(), IcedError> {
         }
     }
     epilogue(a)?;
+    exp_table_512(a, &mut l)
+}
+
+/// Labels for the constant table of the lane `e^x` (and SwiGLU), loaded
+/// into zmm16.. here, at the start of the code: they stay in registers for
+/// the whole call (AVX-512 has 32; memory operands in SwiGLU's loop measured
+/// 0.80x the AOT kernel).
+fn exp_consts_512(a: &mut CodeAssembler) -> Result<Vec<CodeLabel>, IcedError> {
+    let l: Vec<CodeLabel> = (0..9 + P.len() - 1).map(|_| a.create_label()).collect();
+    for (r, lab) in const_regs_512().iter().zip(&l) {
+        a.vmovups(*r, zmmword_ptr(*lab))?;
+    }
+    Ok(l)
+}
+
+/// The table of [`exp_consts_512`], after the code.
+fn exp_table_512(a: &mut CodeAssembler, l: &mut [CodeLabel]) -> Result<(), IcedError> {
     let bits = [(-0.0f32).to_bits(), 1.0f32.to_bits(), EXP_LO.to_bits(), EXP_HI.to_bits(), LOG2E.to_bits()];
     let more = [LN2_HI.to_bits(), LN2_LO.to_bits(), 127u32];
     for (lab, v) in l.iter_mut().zip(bits.into_iter().chain(more).chain(P.iter().map(|p| p.to_bits()))) {
         table16(a, lab, v)?;
     }
     Ok(())
+}
+
+// rdi x, rsi n (1 <= n <= max, asserted by the caller). r10 = n % 16 (k1
+// its mask), r11 = n / 16, rax walks x, r8 counts. `softmax_avx512`'s steps:
+// 1. the max over lanes, starting from x[0] in every lane (the masked-off
+//    lanes of the last vector keep x[0]), reduced as `_mm512_reduce_max_ps`;
+// 2. e = e^(x - max) stored, summed in lanes (masked add on the last vector);
+// 3. the sum reduced as `_mm512_reduce_add_ps`, then x / sum.
+fn softmax_512(a: &mut CodeAssembler) -> Result<(), IcedError> {
+    let mut l = exp_consts_512(a)?;
+    let c = const_regs_512();
+    a.mov(r10, rsi)?;
+    a.and(r10d, 15)?;
+    a.mov(r11, rsi)?;
+    a.shr(r11, 4)?;
+    a.mov(ecx, r10d)?;
+    a.mov(eax, 1)?;
+    a.shl(eax, cl)?;
+    a.dec(eax)?;
+    a.kmovw(k1, eax)?;
+    // One pass over the full vectors and the masked last one; `body(a, mem,
+    // last)` emits the work on one vector.
+    let pass = |a: &mut CodeAssembler,
+                body: &dyn Fn(&mut CodeAssembler, AsmMemoryOperand, bool) -> Result<(), IcedError>|
+     -> Result<(), IcedError> {
+        let (mut top, mut tail, mut done) = (a.create_label(), a.create_label(), a.create_label());
+        a.mov(rax, rdi)?;
+        a.mov(r8, r11)?;
+        a.test(r8, r8)?;
+        a.jz(tail)?;
+        a.set_label(&mut top)?;
+        body(a, zmmword_ptr(rax), false)?;
+        a.add(rax, 64)?;
+        a.dec(r8)?;
+        a.jnz(top)?;
+        a.set_label(&mut tail)?;
+        a.test(r10, r10)?;
+        a.jz(done)?;
+        body(a, zmmword_ptr(rax), true)?;
+        a.set_label(&mut done)?;
+        a.nop() // (a label needs an instruction after it)
+    };
+    // 1. max
+    a.vbroadcastss(zmm7, dword_ptr(rdi))?; // x[0] in every lane
+    a.vmovaps(zmm6, zmm7)?; // mv
+    pass(a, &|a, m, last| {
+        if last {
+            a.vmovaps(zmm1, zmm7)?;
+            a.vmovups(zmm1.k1(), m)?; // lanes past n keep x[0]
+            a.vmaxps(zmm6, zmm6, zmm1)
+        } else {
+            a.vmaxps(zmm6, zmm6, m)
+        }
+    })?;
+    a.vextractf64x4(ymm1, zmm6, 1)?;
+    a.vmaxps(ymm6, ymm6, ymm1)?;
+    a.vextractf128(xmm1, ymm6, 1)?;
+    a.vmaxps(xmm6, xmm6, xmm1)?;
+    a.vpermilps(xmm1, xmm6, 0b01_00_11_10)?; // [2, 3, 0, 1]
+    a.vmaxps(xmm6, xmm6, xmm1)?;
+    a.vmovshdup(xmm1, xmm6)?;
+    a.vmaxss(xmm6, xmm6, xmm1)?;
+    a.vbroadcastss(zmm7, xmm6)?; // maxv
+    // 2. e^(x - max), stored and summed
+    a.vpxord(zmm8, zmm8, zmm8)?;
+    pass(a, &|a, m, last| {
+        if last {
+            a.vmovups(zmm1.k1().z(), m)?;
+        } else {
+            a.vmovups(zmm1, m)?;
+        }
+        a.vsubps(zmm1, zmm1, zmm7)?;
+        exp_512(a, &c)?;
+        if last {
+            a.vmovups(m.k1(), zmm4)?;
+            a.vaddps(zmm8.k1(), zmm8, zmm4)
+        } else {
+            a.vmovups(m, zmm4)?;
+            a.vaddps(zmm8, zmm8, zmm4)
+        }
+    })?;
+    // 3. sum, then x / sum
+    a.vextractf64x4(ymm1, zmm8, 1)?;
+    a.vaddps(ymm8, ymm8, ymm1)?;
+    a.vextractf128(xmm1, ymm8, 1)?;
+    a.vaddps(xmm8, xmm8, xmm1)?;
+    a.vpermilps(xmm1, xmm8, 0b01_00_11_10)?;
+    a.vaddps(xmm8, xmm8, xmm1)?;
+    a.vmovshdup(xmm1, xmm8)?;
+    a.vaddss(xmm8, xmm8, xmm1)?;
+    a.vbroadcastss(zmm8, xmm8)?;
+    pass(a, &|a, m, last| {
+        if last {
+            a.vmovups(zmm1.k1().z(), m)?;
+            a.vdivps(zmm1, zmm1, zmm8)?;
+            a.vmovups(m.k1(), zmm1)
+        } else {
+            a.vmovups(zmm1, m)?;
+            a.vdivps(zmm1, zmm1, zmm8)?;
+            a.vmovups(m, zmm1)
+        }
+    })?;
+    epilogue(a)?;
+    exp_table_512(a, &mut l)
 }
 
 /// The registers that hold SwiGLU's constants, in table order.
@@ -441,6 +568,15 @@ fn const_regs_512() -> [AsmRegisterZmm; 9 + P.len() - 1] {
 /// holding -0.0, 1, EXP_LO, EXP_HI, LOG2E, LN2_HI, LN2_LO, 127, then P.
 fn swiglu_vector_512(a: &mut CodeAssembler, c: &[AsmRegisterZmm]) -> Result<(), IcedError> {
     a.vpxord(zmm1, zmm0, c[0])?; // -h
+    exp_512(a, c)?; // e^-h
+    a.vaddps(zmm4, zmm4, c[1])?; // 1 + e^-h (IEEE addition commutes)
+    a.vdivps(zmm5, c[1], zmm4)?; // s
+    a.vmulps(zmm0, zmm0, zmm5)?;
+    a.vmulps(zmm0, zmm0, zmm6)
+}
+
+/// zmm4 = e^zmm1 as `exp_ps_avx512`; uses zmm1-3 and zmm5. `c` as for SwiGLU.
+fn exp_512(a: &mut CodeAssembler, c: &[AsmRegisterZmm]) -> Result<(), IcedError> {
     a.vmaxps(zmm1, zmm1, c[2])?;
     a.vminps(zmm1, zmm1, c[3])?;
     a.vmulps(zmm2, zmm1, c[4])?;
@@ -462,11 +598,7 @@ fn swiglu_vector_512(a: &mut CodeAssembler, c: &[AsmRegisterZmm]) -> Result<(), 
     a.vpaddd(zmm2, zmm2, c[7])?;
     a.vpslld(zmm2, zmm2, 23)?; // 2^n2
     a.vmulps(zmm4, zmm4, zmm5)?;
-    a.vmulps(zmm4, zmm4, zmm2)?; // e^-h
-    a.vaddps(zmm4, zmm4, c[1])?; // 1 + e^-h (IEEE addition commutes)
-    a.vdivps(zmm5, c[1], zmm4)?; // s
-    a.vmulps(zmm0, zmm0, zmm5)?;
-    a.vmulps(zmm0, zmm0, zmm6)
+    a.vmulps(zmm4, zmm4, zmm2) // e^x
 }
 
 // rdi v, rsi cs, rdx heads. `rope_avx512`: `x·cos + (swapped·sin ^ even

@@ -106,7 +106,7 @@ fn the_engine_jit_installs_the_hottest_shapes_and_runs_them() {
     let mut jit = LlmJit::new(Box::new(HostAlloc), || 0, 2, false);
     let hot = [
         OpStats { op: Op::Matmul { rows: 100, cols: 64 }, calls: 5, cycles: 900 },
-        OpStats { op: Op::Attention, calls: 5, cycles: 500 },
+        OpStats { op: Op::Attention { seq_len: 64 }, calls: 5, cycles: 500 },
         OpStats { op: Op::Matmul { rows: 64, cols: 172 }, calls: 5, cycles: 400 },
         OpStats { op: Op::Matmul { rows: 64, cols: 64 }, calls: 5, cycles: 300 }, // same cols as the first
         OpStats { op: Op::Matmul { rows: 8, cols: 8 }, calls: 5, cycles: 1 }, // beyond max_kernels

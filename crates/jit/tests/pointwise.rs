@@ -141,3 +141,42 @@ fn the_engine_generates_the_vector_ops_it_profiled_and_uses_them() {
         assert!(!jit.rope(&mut v, &rng.vec(16)), "no kernel for heads of 16");
     }
 }
+
+#[test]
+fn generated_softmax_gives_the_avx512_sets_bits_at_every_length_up_to_its_max() {
+    let Ok(ks) = KernelSet::new(KernelKind::Avx512) else {
+        eprintln!("no AVX-512 here: skipped");
+        return;
+    };
+    let mut rng = Rng::new(21);
+    for max in [1usize, 16, 70, 256, 1024] {
+        let k = place(PointwiseSpec::Softmax { max }, Isa::Avx512);
+        check_pointwise(&k, ks, &mut rng).unwrap_or_else(|e| panic!("max {max}: {e}"));
+        for n in (1..=max.min(70)).chain([max]) {
+            // Inside a larger buffer: the values past n stay untouched.
+            let x: Vec<f32> = rng.vec(n).into_iter().map(|v| v * 30.0).collect();
+            let mut buf = vec![7.0f32; n + 16];
+            buf[..n].copy_from_slice(&x);
+            k.softmax(&mut buf[..n]).expect("call");
+            let mut want = x.clone();
+            ks.softmax(&mut want);
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&buf[..n]), bits(&want), "max {max} n {n}");
+            assert!(buf[n..].iter().all(|&v| v == 7.0), "max {max} n {n}: wrote past the slice");
+        }
+    }
+    assert!(matches!(
+        Program::new().add_pointwise(PointwiseSpec::Softmax { max: 64 }, Isa::Avx2Fma),
+        Err(JitError::UnsupportedIsa { .. })
+    ));
+}
+
+#[test]
+#[should_panic(expected = "JIT softmax made for at most 16 values")]
+fn a_softmax_longer_than_its_max_is_stopped_before_the_code_runs() {
+    if KernelSet::new(KernelKind::Avx512).is_err() {
+        panic!("JIT softmax made for at most 16 values (no AVX-512 here: the check is the same)");
+    }
+    let k = place(PointwiseSpec::Softmax { max: 16 }, Isa::Avx512);
+    let _ = k.softmax(&mut [0.0; 17]);
+}

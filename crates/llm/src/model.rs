@@ -242,9 +242,9 @@ impl<'a> Transformer<'a> {
         &self.hooks
     }
 
-    /// The matrix-vector products and the vector operations of one forward
-    /// call, as the profiler names them.
-    fn shapes(&self) -> [Op; 8] {
+    /// The matrix-vector products, the vector operations and the attention
+    /// of one forward call, as the profiler names them.
+    fn shapes(&self) -> [Op; 9] {
         let (c, q) = (self.config, self.mode == WeightMode::Q8);
         let op = |rows, cols| if q { Op::Q8Matmul { rows, cols } } else { Op::Matmul { rows, cols } };
         [
@@ -256,6 +256,7 @@ impl<'a> Transformer<'a> {
             Op::RmsNorm { dim: c.dim },
             Op::Rope { head: c.head_size() },
             Op::SwiGlu { n: c.hidden_dim },
+            Op::Attention { seq_len: c.seq_len },
         ]
     }
 
@@ -325,6 +326,7 @@ impl<'a> Transformer<'a> {
                 1
             };
             let q_all = &self.q;
+            let jit = self.hooks.specialiser();
             let task = |g: usize, att: &mut [f32], xb: &mut [f32]| {
                 let first = g * group;
                 let heads = kernels::Heads {
@@ -337,11 +339,11 @@ impl<'a> Transformer<'a> {
                     kv_mul,
                     first,
                 };
-                ks.attention(&heads, att, c.seq_len, xb, sqrt_hs);
+                ks.attention(&heads, att, c.seq_len, xb, sqrt_hs, jit);
             };
             let (att_stride, xb_stride) = (group * c.seq_len, group * hs);
             kernels::split_pairs(par, parallel, nh / group, (&mut self.att, att_stride), (&mut self.xb, xb_stride), &task);
-            self.hooks.record(Op::Attention, t0);
+            self.hooks.record(Op::Attention { seq_len: c.seq_len }, t0);
             matmul(&mut self.hooks, ks, par, &mut self.xb2, &self.xb, &layer.wo, &mut self.qdim, true);
             for (x, y) in self.x.iter_mut().zip(&self.xb2) {
                 *x += y;

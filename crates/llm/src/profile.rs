@@ -24,8 +24,9 @@ pub enum Op {
     RmsNorm { dim: usize },
     /// RoPE on q and k, heads of `head` values.
     Rope { head: usize },
-    /// Scores, softmax and weighted sum over every head.
-    Attention,
+    /// Scores, softmax and weighted sum over every head, over at most
+    /// `seq_len` positions (the longest softmax).
+    Attention { seq_len: usize },
     /// `silu(hb) * hb2` over `n` values.
     SwiGlu { n: usize },
 }
@@ -37,7 +38,7 @@ impl fmt::Display for Op {
             Op::Q8Matmul { rows, cols } => write!(f, "q8 matmul {rows}x{cols}"),
             Op::RmsNorm { dim } => write!(f, "rmsnorm {dim}"),
             Op::Rope { head } => write!(f, "rope head {head}"),
-            Op::Attention => write!(f, "attention"),
+            Op::Attention { .. } => write!(f, "attention"),
             Op::SwiGlu { n } => write!(f, "swiglu {n}"),
         }
     }
@@ -125,6 +126,11 @@ pub trait Specialiser: Send + Sync {
     /// Runs an installed RoPE kernel (see [`KernelSet::rope`], `cs` flattened);
     /// false when none.
     fn rope(&self, _v: &mut [f32], _cs: &[f32]) -> bool {
+        false
+    }
+    /// Runs an installed softmax kernel on `x` (see [`KernelSet::softmax`]);
+    /// false (having done nothing) when none covers `x.len()`.
+    fn softmax(&self, _x: &mut [f32]) -> bool {
         false
     }
     /// Writes what was generated (kernels, sizes, time to generate, checks).

@@ -75,22 +75,11 @@ impl Heads<'_> {
     }
 }
 
-/// [`KernelSet::attention`] with a set's `dot`, `softmax` and `axpy`, which
-/// the SIMD sets pass from inside their `#[target_feature]` functions so that
-/// all three inline here.
+/// The scores of [`KernelSet::attention`] with a set's `dot`, which the SIMD
+/// sets pass from inside their `#[target_feature]` functions so that it
+/// inlines here.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)] // the three kernels ride along with the task
-fn attention_with(
-    h: &Heads<'_>,
-    n: usize,
-    att: &mut [f32],
-    att_stride: usize,
-    out: &mut [f32],
-    div: f32,
-    dot: impl Fn(&[f32], &[f32]) -> f32,
-    softmax: impl Fn(&mut [f32]),
-    axpy: impl Fn(&mut [f32], f32, &[f32]),
-) {
+fn scores_with(h: &Heads<'_>, n: usize, att: &mut [f32], att_stride: usize, div: f32, dot: impl Fn(&[f32], &[f32]) -> f32) {
     let hs = h.head_size;
     for t in 0..h.rows {
         let row = &h.keys[t * h.stride..(t + 1) * h.stride];
@@ -99,9 +88,12 @@ fn attention_with(
             att[i * att_stride + t] = dot(&h.q[i * hs..(i + 1) * hs], &row[ko..ko + hs]) / div;
         }
     }
-    for i in 0..n {
-        softmax(&mut att[i * att_stride..i * att_stride + h.rows]);
-    }
+}
+
+/// The weighted sums of [`KernelSet::attention`] with a set's `axpy` (inlined as `dot` above).
+#[inline(always)]
+fn sums_with(h: &Heads<'_>, n: usize, att: &[f32], att_stride: usize, out: &mut [f32], axpy: impl Fn(&mut [f32], f32, &[f32])) {
+    let hs = h.head_size;
     out[..n * hs].fill(0.0);
     for t in 0..h.rows {
         let row = &h.values[t * h.stride..(t + 1) * h.stride];
@@ -343,7 +335,8 @@ impl KernelSet {
     }
 
     /// Attention for a group of query heads (see [`Heads`]): for each head,
-    /// scores against every cached row divided by `div`, softmax, and the
+    /// scores against every cached row divided by `div`, softmax (`jit`'s
+    /// kernel when it has one for the length, else the set's), and the
     /// weighted sum of the value rows into that head's slice of `out`. Head
     /// `i`'s scores go to `att[i * att_stride..]`.
     ///
@@ -355,26 +348,39 @@ impl KernelSet {
     ///
     /// # Panics
     /// If a slice is shorter than the heads need (a programming error).
-    pub fn attention(&self, h: &Heads<'_>, att: &mut [f32], att_stride: usize, out: &mut [f32], div: f32) {
+    pub fn attention(
+        &self,
+        h: &Heads<'_>,
+        att: &mut [f32],
+        att_stride: usize,
+        out: &mut [f32],
+        div: f32,
+        jit: Option<&dyn crate::profile::Specialiser>,
+    ) {
         let n = h.check(att.len(), att_stride, out.len());
         match self.kind {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: CPU support checked when the set was made; slices checked above.
-            KernelKind::Avx2 => unsafe { x86::attention_avx2(h, n, att, att_stride, out, div) },
+            KernelKind::Avx2 => unsafe { x86::attention_scores_avx2(h, n, att, att_stride, div) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
-            KernelKind::Avx512 => unsafe { x86_512::attention_avx512(h, n, att, att_stride, out, div) },
-            _ => attention_with(
-                h,
-                n,
-                att,
-                att_stride,
-                out,
-                div,
-                |a, b| self.dot(a, b),
-                |x| self.softmax(x),
-                |o, a, v| self.axpy(o, a, v),
-            ),
+            KernelKind::Avx512 => unsafe { x86_512::attention_scores_avx512(h, n, att, att_stride, div) },
+            _ => scores_with(h, n, att, att_stride, div, |a, b| self.dot(a, b)),
+        }
+        for i in 0..n {
+            let a = &mut att[i * att_stride..i * att_stride + h.rows];
+            if !jit.is_some_and(|j| j.softmax(a)) {
+                self.softmax(a);
+            }
+        }
+        match self.kind {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: CPU support checked when the set was made; slices checked above.
+            KernelKind::Avx2 => unsafe { x86::attention_sums_avx2(h, n, att, att_stride, out) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            KernelKind::Avx512 => unsafe { x86_512::attention_sums_avx512(h, n, att, att_stride, out) },
+            _ => sums_with(h, n, att, att_stride, out, |o, a, v| self.axpy(o, a, v)),
         }
     }
 
@@ -663,7 +669,7 @@ mod tests {
                         first,
                     };
                     let (mut att, mut out) = (alloc::vec![0.0f32; group * seq], alloc::vec![0.0f32; group * hs]);
-                    ks.attention(&heads, &mut att, seq, &mut out, div);
+                    ks.attention(&heads, &mut att, seq, &mut out, div, None);
                     for i in 0..group {
                         let h = first + i;
                         let ko = h / kv_mul * hs;
@@ -691,7 +697,7 @@ mod tests {
         let (keys, q) = (alloc::vec![0.0f32; 2 * 16], alloc::vec![0.0f32; 16]);
         let heads = Heads { q: &q, keys: &keys, values: &keys, stride: 16, rows: 3, head_size: 16, kv_mul: 1, first: 0 };
         let (mut att, mut out) = (alloc::vec![0.0f32; 3], alloc::vec![0.0f32; 16]);
-        KernelSet::scalar().attention(&heads, &mut att, 3, &mut out, 4.0);
+        KernelSet::scalar().attention(&heads, &mut att, 3, &mut out, 4.0, None);
     }
 
     /// Runs `f` with a worker pool of `threads` on scoped std threads.

@@ -275,26 +275,24 @@ pub unsafe fn axpy_avx2(out: &mut [f32], a: f32, v: &[f32]) {
     }
 }
 
-/// [`super::KernelSet::attention`] with the AVX2 dot, softmax and axpy inlined.
+/// The scores of [`super::KernelSet::attention`] with this set's dot inlined.
+///
+/// # Safety
+/// AVX2 and FMA available; `h` checked for `n` heads and `att`.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn attention_scores_avx2(h: &super::Heads<'_>, n: usize, att: &mut [f32], att_stride: usize, div: f32) {
+    // SAFETY: AVX2 and FMA available (caller's contract).
+    super::scores_with(h, n, att, att_stride, div, |a, b| unsafe { dot_ahead_avx2::<false>(a, b, 0) })
+}
+
+/// The weighted sums of [`super::KernelSet::attention`] with this set's axpy inlined.
 ///
 /// # Safety
 /// AVX2 and FMA available; `h` checked for `n` heads, `att` and `out`.
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn attention_avx2(h: &super::Heads<'_>, n: usize, att: &mut [f32], att_stride: usize, out: &mut [f32], div: f32) {
-    super::attention_with(
-        h,
-        n,
-        att,
-        att_stride,
-        out,
-        div,
-        // SAFETY: AVX2 and FMA available (caller's contract).
-        |a, b| unsafe { dot_ahead_avx2::<false>(a, b, 0) },
-        // SAFETY: as above.
-        |x| unsafe { softmax_avx2(x) },
-        // SAFETY: as above.
-        |o, a, v| unsafe { axpy_avx2(o, a, v) },
-    )
+pub unsafe fn attention_sums_avx2(h: &super::Heads<'_>, n: usize, att: &[f32], att_stride: usize, out: &mut [f32]) {
+    // SAFETY: AVX2 and FMA available (caller's contract).
+    super::sums_with(h, n, att, att_stride, out, |o, a, v| unsafe { axpy_avx2(o, a, v) })
 }
 
 /// Sum of squares, 8 lanes with FMA (for RMSNorm).

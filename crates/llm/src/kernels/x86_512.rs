@@ -88,26 +88,24 @@ pub unsafe fn axpy_avx512(out: &mut [f32], a: f32, v: &[f32]) {
     }
 }
 
-/// [`super::KernelSet::attention`] with the AVX-512 dot, softmax and axpy inlined.
+/// The scores of [`super::KernelSet::attention`] with this set's dot inlined.
+///
+/// # Safety
+/// AVX-512F available; `h` checked for `n` heads and `att`.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn attention_scores_avx512(h: &super::Heads<'_>, n: usize, att: &mut [f32], att_stride: usize, div: f32) {
+    // SAFETY: AVX-512F available (caller's contract).
+    super::scores_with(h, n, att, att_stride, div, |a, b| unsafe { dot_avx512(a, b) })
+}
+
+/// The weighted sums of [`super::KernelSet::attention`] with this set's axpy inlined.
 ///
 /// # Safety
 /// AVX-512F available; `h` checked for `n` heads, `att` and `out`.
 #[target_feature(enable = "avx512f")]
-pub unsafe fn attention_avx512(h: &super::Heads<'_>, n: usize, att: &mut [f32], att_stride: usize, out: &mut [f32], div: f32) {
-    super::attention_with(
-        h,
-        n,
-        att,
-        att_stride,
-        out,
-        div,
-        // SAFETY: AVX-512F available (caller's contract).
-        |a, b| unsafe { dot_avx512(a, b) },
-        // SAFETY: as above.
-        |x| unsafe { softmax_avx512(x) },
-        // SAFETY: as above.
-        |o, a, v| unsafe { axpy_avx512(o, a, v) },
-    )
+pub unsafe fn attention_sums_avx512(h: &super::Heads<'_>, n: usize, att: &[f32], att_stride: usize, out: &mut [f32]) {
+    // SAFETY: AVX-512F available (caller's contract).
+    super::sums_with(h, n, att, att_stride, out, |o, a, v| unsafe { axpy_avx512(o, a, v) })
 }
 
 /// `o[i] = w[i] * (s * x[i])`, 16 lanes (the RMSNorm scale step, the same
