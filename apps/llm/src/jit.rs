@@ -14,13 +14,18 @@ use bareflow_llm::profile::Hooks;
 const WARMUP: usize = 8;
 /// Matmul shapes specialised with `on` (the hottest ones).
 const MAX_KERNELS: usize = 4;
+/// Forward calls after the swap in which `on` times the ahead-of-time and the
+/// generated kernels in place, alternated, and then drops generated kernels
+/// that were slower (`Hooks::with_trial`).
+const TRIAL: usize = 8;
 
 /// What `--jit` asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// Ahead-of-time kernels only, no profiling.
     Off,
-    /// Profile a warm-up, then generate kernels for the hottest shapes.
+    /// Profile a warm-up, then generate kernels for the hottest shapes,
+    /// time them in place against the ahead-of-time ones and keep the faster.
     On,
     /// Generate kernels for every shape before the first token.
     Only,
@@ -49,7 +54,8 @@ pub fn hooks(mode: Mode) -> Hooks {
         Mode::Only => (0, true),
     };
     let jit = LlmJit::new(Box::new(CodeAlloc), now_ns, MAX_KERNELS, all);
-    Hooks::new(cycles, warmup, Some(Box::new(jit)))
+    let trial = if mode == Mode::On { TRIAL } else { 0 };
+    Hooks::new(cycles, warmup, Some(Box::new(jit))).with_trial(trial)
 }
 
 /// After generation: prints the profile and what the JIT generated (with

@@ -13,14 +13,15 @@
 //! A failure keeps the ahead-of-time kernel and logs why.
 use alloc::boxed::Box;
 use alloc::format;
-use alloc::string::String;
+use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use bareflow_llm::KernelKind;
 use bareflow_llm::kernels::KernelSet;
-use bareflow_llm::profile::{Op, OpStats, Specialiser};
+use bareflow_llm::profile::{Op, OpStats, Specialiser, Trial};
 
 use crate::exec::{ExecAlloc, KernelSpec, MatvecKernel, PointwiseKernel, Program, Q8Kernel};
 use crate::matvec::MatvecSpec;
@@ -246,6 +247,27 @@ pub fn q8_generated_for(kind: KernelKind) -> bool {
     matches!(kind, KernelKind::Avx2 | KernelKind::Avx512)
 }
 
+/// How the report names a generated kernel: its op, or for attention's softmax the softmax.
+fn kernel_name(g: &Generated) -> String {
+    match g.spec {
+        KernelSpec::Pointwise(PointwiseSpec::Softmax { max }, _) => format!("softmax <= {max}"),
+        _ => format!("{}", g.op),
+    }
+}
+
+/// Whether a kernel made for `spec` runs `op` when installed.
+fn serves(spec: &KernelSpec, op: Op) -> bool {
+    match (*spec, op) {
+        (KernelSpec::Matvec(m), Op::Matmul { cols, .. }) => cols == m.cols,
+        (KernelSpec::Q8(q), Op::Q8Matmul { cols, .. }) => cols.div_ceil(GROUP) * GROUP == q.cols,
+        (KernelSpec::Pointwise(PointwiseSpec::RmsNorm { dim }, _), Op::RmsNorm { dim: d }) => dim == d,
+        (KernelSpec::Pointwise(PointwiseSpec::SwiGlu { n }, _), Op::SwiGlu { n: m }) => n == m,
+        (KernelSpec::Pointwise(PointwiseSpec::Rope { head }, _), Op::Rope { head: h }) => head == h,
+        (KernelSpec::Pointwise(PointwiseSpec::Softmax { .. }, _), Op::Attention { .. }) => true,
+        _ => false,
+    }
+}
+
 /// One kernel generated for the engine.
 #[derive(Debug, Clone)]
 pub struct Generated {
@@ -256,6 +278,9 @@ pub struct Generated {
     pub warm_cycles: u64,
     /// Installed (passed the check), or why not.
     pub verdict: Result<(), String>,
+    /// After the in-place trial: the ops it serves, AOT cycles over JIT
+    /// cycles there, and whether it was kept.
+    pub trial: Option<(f64, bool)>,
 }
 
 /// Int8 rows shorter than this stay on the AOT kernel with `--jit on`. It was
@@ -283,6 +308,8 @@ pub struct LlmJit {
     place_ns: u64,
     check_ns: u64,
     log: Vec<String>,
+    /// Off during the ahead-of-time tokens of the in-place trial.
+    active: AtomicBool,
 }
 
 impl fmt::Debug for LlmJit {
@@ -310,6 +337,7 @@ impl LlmJit {
             place_ns: 0,
             check_ns: 0,
             log: Vec::new(),
+            active: AtomicBool::new(true),
         }
     }
 
@@ -470,7 +498,7 @@ impl LlmJit {
             if let Err(e) = &verdict {
                 self.log.push(format!("{op}: generated kernel refused, ahead-of-time kernel kept: {e}"));
             }
-            self.generated.push(Generated { op, spec, code_bytes: size, warm_cycles: warm, verdict });
+            self.generated.push(Generated { op, spec, code_bytes: size, warm_cycles: warm, verdict, trial: None });
         }
         let t3 = (self.clock_ns)();
         self.gen_ns += t1.wrapping_sub(t0);
@@ -488,6 +516,9 @@ impl Specialiser for LlmJit {
     }
 
     fn matmul(&self, out: &mut [f32], x: &[f32], w: &[f32]) -> bool {
+        if !self.active.load(Ordering::Relaxed) {
+            return false;
+        }
         let cols = x.len();
         match self.installed.iter().find(|k| k.spec().cols == cols) {
             Some(k) => k.run(out, x, w).is_ok(),
@@ -500,6 +531,9 @@ impl Specialiser for LlmJit {
     }
 
     fn q8_matmul(&self, out: &mut [f32], qw: &[i8], sw: &[f32], qx: &[i8], sx: &[f32]) -> bool {
+        if !self.active.load(Ordering::Relaxed) {
+            return false;
+        }
         let cols = qx.len();
         match self.installed_q8.iter().find(|k| k.spec().cols == cols) {
             Some(k) => k.run(out, qw, sw, qx, sx).is_ok(),
@@ -513,21 +547,33 @@ impl Specialiser for LlmJit {
     }
 
     fn rmsnorm(&self, o: &mut [f32], x: &[f32], w: &[f32]) -> bool {
+        if !self.active.load(Ordering::Relaxed) {
+            return false;
+        }
         let spec = PointwiseSpec::RmsNorm { dim: x.len() };
         o.len() == x.len() && w.len() == x.len() && self.pointwise(spec).is_some_and(|k| k.rmsnorm(o, x, w).is_ok())
     }
 
     fn swiglu(&self, hb: &mut [f32], hb2: &[f32]) -> bool {
+        if !self.active.load(Ordering::Relaxed) {
+            return false;
+        }
         let spec = PointwiseSpec::SwiGlu { n: hb.len() };
         hb2.len() == hb.len() && self.pointwise(spec).is_some_and(|k| k.swiglu(hb, hb2).is_ok())
     }
 
     fn rope(&self, v: &mut [f32], cs: &[f32]) -> bool {
+        if !self.active.load(Ordering::Relaxed) {
+            return false;
+        }
         let spec = PointwiseSpec::Rope { head: cs.len() };
         !cs.is_empty() && v.len().is_multiple_of(cs.len()) && self.pointwise(spec).is_some_and(|k| k.rope(v, cs).is_ok())
     }
 
     fn softmax(&self, x: &mut [f32]) -> bool {
+        if !self.active.load(Ordering::Relaxed) {
+            return false;
+        }
         let n = x.len();
         n > 0
             && self
@@ -535,6 +581,41 @@ impl Specialiser for LlmJit {
                 .iter()
                 .find(|k| matches!(*k.spec(), PointwiseSpec::Softmax { max } if n <= max))
                 .is_some_and(|k| k.softmax(x).is_ok())
+    }
+
+    fn set_active(&self, on: bool) {
+        self.active.store(on, Ordering::Relaxed);
+    }
+
+    fn review(&mut self, trial: &Trial) {
+        for g in self.generated.iter_mut().filter(|g| g.verdict.is_ok()) {
+            // Cycles of the ops this kernel serves, each side's cycles per
+            // call weighted by the calls of both sides.
+            let (mut aot, mut jit) = (0.0f64, 0.0f64);
+            for a in trial.aot.stats().iter().filter(|a| serves(&g.spec, a.op)) {
+                if let Some(j) = trial.jit.get(a.op) {
+                    let calls = (a.calls + j.calls) as f64;
+                    aot += a.cycles_per_call() as f64 * calls;
+                    jit += j.cycles_per_call() as f64 * calls;
+                }
+            }
+            if aot == 0.0 || jit == 0.0 {
+                continue;
+            }
+            let ratio = aot / jit;
+            let keep = ratio >= 1.0;
+            g.trial = Some((ratio, keep));
+            if !keep {
+                let spec = g.spec;
+                self.installed.retain(|k| KernelSpec::Matvec(*k.spec()) != spec);
+                self.installed_q8.retain(|k| KernelSpec::Q8(*k.spec()) != spec);
+                self.installed_pointwise.retain(|k| KernelSpec::Pointwise(*k.spec(), k.isa()) != spec);
+                self.log.push(format!(
+                    "{}: the generated kernel ran at {ratio:.3}x the ahead-of-time one in place ({} trial tokens): removed",
+                    kernel_name(g), trial.tokens
+                ));
+            }
+        }
     }
 
     fn report(&self, out: &mut dyn fmt::Write) -> fmt::Result {
@@ -561,14 +642,16 @@ impl Specialiser for LlmJit {
             writeln!(
                 out,
                 "  {:<20} {:<9} {:<30} {:>6} bytes, warm-up cycles {:>12}: {}",
-                format!("{}", k.op),
+                kernel_name(k),
                 isa,
                 tuning,
                 k.code_bytes,
                 k.warm_cycles,
-                match &k.verdict {
-                    Ok(()) => "installed",
-                    Err(_) => "refused",
+                match (&k.verdict, k.trial) {
+                    (Err(_), _) => "refused".to_string(),
+                    (Ok(()), None) => "installed".to_string(),
+                    (Ok(()), Some((r, true))) => format!("installed, kept after the trial ({r:.3}x in place)"),
+                    (Ok(()), Some((r, false))) => format!("removed after the trial ({r:.3}x in place)"),
                 }
             )?;
         }

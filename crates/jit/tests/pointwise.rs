@@ -180,3 +180,37 @@ fn a_softmax_longer_than_its_max_is_stopped_before_the_code_runs() {
     let k = place(PointwiseSpec::Softmax { max: 16 }, Isa::Avx512);
     let _ = k.softmax(&mut [0.0; 17]);
 }
+
+#[test]
+fn the_review_removes_kernels_that_were_slower_in_place_and_keeps_the_others() {
+    let Ok(ks) = KernelSet::new(KernelKind::Avx2) else { return };
+    let mut jit = LlmJit::new(Box::new(HostAlloc), || 0, 4, false);
+    let (mm, rms) = (Op::Matmul { rows: 64, cols: 64 }, Op::RmsNorm { dim: 64 });
+    jit.specialise(&[OpStats { op: mm, calls: 5, cycles: 900 }, OpStats { op: rms, calls: 5, cycles: 50 }], ks);
+    assert_eq!((jit.installed().len(), jit.installed_pointwise().len()), (1, 1), "{:?}", jit.log());
+    // In place: the matmul ran at 100 cycles per call on the AOT kernel and
+    // 150 on the generated one; RMSNorm at 100 and 50.
+    let mut t = bareflow_llm::profile::Trial::default();
+    for _ in 0..4 {
+        t.aot.add(mm, 100);
+        t.jit.add(mm, 150);
+        t.aot.add(rms, 100);
+        t.jit.add(rms, 50);
+    }
+    t.tokens = 8;
+    jit.review(&t);
+    assert!(jit.installed().is_empty(), "the slower matmul kernel is removed");
+    assert_eq!(jit.installed_pointwise().len(), 1, "the faster RMSNorm kernel stays");
+    let mut r = String::new();
+    jit.report(&mut r).expect("report");
+    assert!(r.contains("removed after the trial (0.667x in place)"), "{r}");
+    assert!(r.contains("kept after the trial (2.000x in place)"), "{r}");
+    let mut rng = Rng::new(3);
+    let (x, w) = (rng.vec(64), rng.vec(64 * 64));
+    let mut out = vec![0.0; 64];
+    assert!(!jit.matmul(&mut out, &x, &w), "the AOT kernel runs the matmul now");
+    let mut o = vec![0.0; 64];
+    assert!(jit.rmsnorm(&mut o, &x, &w[..64]));
+    jit.set_active(false);
+    assert!(!jit.rmsnorm(&mut o, &x, &w[..64]), "inactive: the AOT kernels run");
+}

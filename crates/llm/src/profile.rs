@@ -93,6 +93,36 @@ impl Profile {
     pub fn get(&self, op: Op) -> Option<OpStats> {
         self.entries.iter().find(|e| e.op == op).copied()
     }
+
+    /// Adds every counter of `other` to this profile.
+    pub fn merge(&mut self, other: &Profile) {
+        for o in &other.entries {
+            match self.entries.iter_mut().find(|e| e.op == o.op) {
+                Some(e) => {
+                    e.calls += o.calls;
+                    e.cycles = e.cycles.wrapping_add(o.cycles);
+                }
+                None => self.entries.push(*o),
+            }
+        }
+    }
+}
+
+/// Which kernels run each token of the in-place trial: ahead-of-time (false)
+/// or generated (true), in ABBA order so that a cost that grows with the
+/// position (attention) favours neither side.
+fn trial_side(k: usize) -> bool {
+    matches!(k % 4, 1 | 2)
+}
+
+/// The in-place trial after the swap: the counters of the tokens run on the
+/// ahead-of-time kernels and of those run on the generated ones.
+#[derive(Debug, Clone, Default)]
+pub struct Trial {
+    pub aot: Profile,
+    pub jit: Profile,
+    /// Trial tokens run so far.
+    pub tokens: usize,
 }
 
 /// A source of generated kernels (implemented by `bareflow-jit`).
@@ -133,6 +163,14 @@ pub trait Specialiser: Send + Sync {
     fn softmax(&self, _x: &mut [f32]) -> bool {
         false
     }
+    /// Turns the installed kernels on (the default) or off: while off, every
+    /// run method returns false, so the ahead-of-time kernels run (the
+    /// in-place trial switches between the two).
+    fn set_active(&self, _on: bool) {}
+    /// After the in-place trial: the same operations timed on the
+    /// ahead-of-time kernels and on the generated ones, token for token;
+    /// remove the generated kernels that were slower.
+    fn review(&mut self, _trial: &Trial) {}
     /// Writes what was generated (kernels, sizes, time to generate, checks).
     fn report(&self, out: &mut dyn fmt::Write) -> fmt::Result;
 }
@@ -145,6 +183,10 @@ pub struct Hooks {
     profile: Profile,
     warm_profile: Option<Profile>,
     jit: Option<Box<dyn Specialiser>>,
+    /// Tokens of in-place trial after the swap (0: none).
+    trial_tokens: usize,
+    /// The trial, running or done.
+    trial: Option<Trial>,
 }
 
 impl fmt::Debug for Hooks {
@@ -167,7 +209,16 @@ impl Default for Hooks {
 impl Hooks {
     /// No profiling, no JIT.
     pub fn off() -> Self {
-        Hooks { clock: None, warmup: 0, tokens: 0, profile: Profile::default(), warm_profile: None, jit: None }
+        Hooks {
+            clock: None,
+            warmup: 0,
+            tokens: 0,
+            profile: Profile::default(),
+            warm_profile: None,
+            jit: None,
+            trial_tokens: 0,
+            trial: None,
+        }
     }
 
     /// Profiling with `clock` (cycles); with a `jit`, after `warmup` forward
@@ -175,6 +226,20 @@ impl Hooks {
     /// first token, with every matrix shape of the model).
     pub fn new(clock: fn() -> u64, warmup: usize, jit: Option<Box<dyn Specialiser>>) -> Self {
         Hooks { clock: Some(clock), warmup, jit, ..Self::off() }
+    }
+
+    /// After the swap, runs `tokens` forward calls as an in-place trial
+    /// (ahead-of-time and generated kernels alternated, ABBA), then lets the
+    /// JIT remove what was slower (see [`Specialiser::review`]). Not with a
+    /// warm-up of 0 (`--jit only` wants every shape generated).
+    pub fn with_trial(mut self, tokens: usize) -> Self {
+        self.trial_tokens = tokens;
+        self
+    }
+
+    /// The in-place trial, once started.
+    pub fn trial(&self) -> Option<&Trial> {
+        self.trial.as_ref()
     }
 
     /// Counters since the swap (or since the start, before it).
@@ -218,6 +283,23 @@ impl Hooks {
             }
             jit.specialise(&hot, kernels);
             self.warm_profile = Some(core::mem::take(&mut self.profile));
+            if self.trial_tokens > 0 && self.warmup > 0 {
+                self.trial = Some(Trial::default());
+                jit.set_active(trial_side(0));
+            }
+        } else if let Some(t) = self.trial.as_mut().filter(|t| t.tokens < self.trial_tokens) {
+            // The token that just ran was a trial token: its counters go to its side.
+            let ran = core::mem::take(&mut self.profile);
+            if trial_side(t.tokens) { t.jit.merge(&ran) } else { t.aot.merge(&ran) }
+            t.tokens += 1;
+            if let Some(jit) = self.jit.as_mut() {
+                if t.tokens == self.trial_tokens {
+                    jit.review(t);
+                    jit.set_active(true);
+                } else {
+                    jit.set_active(trial_side(t.tokens));
+                }
+            }
         }
         self.tokens += 1;
     }
@@ -226,18 +308,31 @@ impl Hooks {
     /// and the JIT's report.
     pub fn write_stats(&self, out: &mut dyn fmt::Write) -> fmt::Result {
         writeln!(out, "jit_profile: {} forward calls, warm-up {}", self.tokens, self.warmup)?;
-        writeln!(out, "  {:<20} {:>10} {:>14} {:>12} {:>12} {:>8}", "op", "calls", "cycles", "cyc/call", "warm-up", "speedup")?;
+        if let Some(t) = &self.trial {
+            writeln!(
+                out,
+                "  in-place trial after the swap: {} tokens, ahead-of-time and generated kernels alternated (ABBA); \"in place\" = AOT/JIT cycles per call there",
+                t.tokens
+            )?;
+        }
+        writeln!(
+            out,
+            "  {:<20} {:>10} {:>14} {:>12} {:>12} {:>10}",
+            "op", "calls", "cycles", "cyc/call", "warm-up", "in place"
+        )?;
         for s in self.profile.hottest() {
             let before = self.warm_profile.as_ref().and_then(|p| p.get(s.op)).map(|w| w.cycles_per_call());
-            let (b, sp) = match before {
-                Some(b) if s.cycles_per_call() > 0 => {
-                    (alloc::format!("{b}"), alloc::format!("{:.2}x", b as f64 / s.cycles_per_call() as f64))
+            let b = before.map_or_else(|| alloc::string::String::from("-"), |b| alloc::format!("{b}"));
+            let trial = self.trial.as_ref().and_then(|t| Some((t.aot.get(s.op)?, t.jit.get(s.op)?)));
+            let sp = match trial {
+                Some((a, j)) if j.cycles_per_call() > 0 => {
+                    alloc::format!("{:.2}x", a.cycles_per_call() as f64 / j.cycles_per_call() as f64)
                 }
-                _ => (alloc::string::String::from("-"), alloc::string::String::from("-")),
+                _ => alloc::string::String::from("-"),
             };
             writeln!(
                 out,
-                "  {:<20} {:>10} {:>14} {:>12} {:>12} {:>8}",
+                "  {:<20} {:>10} {:>14} {:>12} {:>12} {:>10}",
                 alloc::format!("{}", s.op),
                 s.calls,
                 s.cycles,
@@ -255,7 +350,78 @@ impl Hooks {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
     use super::*;
+
+    /// A JIT that records what the hooks asked of it.
+    #[derive(Default)]
+    struct Recorder {
+        active: core::sync::atomic::AtomicBool,
+        log: std::sync::Arc<std::sync::Mutex<Vec<alloc::string::String>>>,
+    }
+
+    impl Specialiser for Recorder {
+        fn specialise(&mut self, _hot: &[OpStats], _k: KernelSet) {
+            self.log.lock().expect("log").push("specialise".into());
+        }
+        fn matmul(&self, _o: &mut [f32], _x: &[f32], _w: &[f32]) -> bool {
+            false
+        }
+        fn has_matmul(&self, _c: usize) -> bool {
+            false
+        }
+        fn set_active(&self, on: bool) {
+            self.active.store(on, core::sync::atomic::Ordering::Relaxed);
+            self.log.lock().expect("log").push(alloc::format!("active {on}"));
+        }
+        fn review(&mut self, t: &Trial) {
+            let (a, j) = (t.aot.get(Op::RmsNorm { dim: 1 }), t.jit.get(Op::RmsNorm { dim: 1 }));
+            self.log.lock().expect("log").push(alloc::format!("review {} {:?} {:?}", t.tokens, a.map(|s| s.calls), j.map(|s| s.calls)));
+        }
+        fn report(&self, _out: &mut dyn fmt::Write) -> fmt::Result {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_trial_alternates_aot_and_jit_tokens_abba_then_asks_for_a_review() {
+        fn tick() -> u64 {
+            7
+        }
+        let rec = Recorder::default();
+        let log = rec.log.clone();
+        let mut h = Hooks::new(tick, 2, Some(Box::new(rec))).with_trial(4);
+        for _ in 0..8 {
+            h.token(KernelSet::scalar(), &[]);
+            let t0 = h.now();
+            h.record(Op::RmsNorm { dim: 1 }, t0);
+        }
+        let log = log.lock().expect("log").clone();
+        // Swap at token 2; trial tokens 2..6 run AOT, JIT, JIT, AOT; then the
+        // review (two calls on each side) and the JIT stays on.
+        assert_eq!(
+            log,
+            ["specialise", "active false", "active true", "active true", "active false", "review 4 Some(2) Some(2)", "active true"],
+        );
+        assert_eq!(h.trial().map(|t| t.tokens), Some(4));
+        // After the trial, the profile counts the tokens since it ended (6 and 7).
+        assert_eq!(h.profile().get(Op::RmsNorm { dim: 1 }).map(|s| s.calls), Some(2));
+    }
+
+    #[test]
+    fn no_trial_without_a_warm_up() {
+        fn tick() -> u64 {
+            7
+        }
+        let rec = Recorder::default();
+        let log = rec.log.clone();
+        let mut h = Hooks::new(tick, 0, Some(Box::new(rec))).with_trial(4);
+        for _ in 0..6 {
+            h.token(KernelSet::scalar(), &[]);
+        }
+        assert_eq!(*log.lock().expect("log"), ["specialise"]);
+        assert!(h.trial().is_none());
+    }
 
     #[test]
     fn profile_orders_by_cycles_and_counts_calls() {
