@@ -168,14 +168,7 @@ fn rmsnorm(a: &mut CodeAssembler, dim: usize) -> Result<(), IcedError> {
     a.vaddps(xmm0, xmm0, xmm4)?;
     a.vmovshdup(xmm4, xmm0)?;
     a.vaddss(xmm0, xmm0, xmm4)?;
-    // s = 1 / sqrt(ss / dim + 1e-5)
-    load_scalar(a, xmm1, dim as f32)?;
-    a.vdivss(xmm0, xmm0, xmm1)?;
-    load_scalar(a, xmm1, 1e-5)?;
-    a.vaddss(xmm0, xmm0, xmm1)?;
-    a.vsqrtss(xmm0, xmm0, xmm0)?;
-    load_scalar(a, xmm1, 1.0)?;
-    a.vdivss(xmm1, xmm1, xmm0)?;
+    rms_scale(a, dim)?;
     a.vbroadcastss(ymm1, xmm1)?;
     for j in (0..dim).step_by(8) {
         a.vmulps(ymm2, ymm1, ptr(rsi + j * 4))?;
@@ -183,6 +176,18 @@ fn rmsnorm(a: &mut CodeAssembler, dim: usize) -> Result<(), IcedError> {
         a.vmovups(ptr(rdi + j * 4), ymm2)?;
     }
     epilogue(a)
+}
+
+/// xmm1 = 1 / sqrt(xmm0 / dim + 1e-5) (xmm0 = the sum of squares; clobbered),
+/// the scalar instructions the AOT RMSNorm compiles to.
+fn rms_scale(a: &mut CodeAssembler, dim: usize) -> Result<(), IcedError> {
+    load_scalar(a, xmm1, dim as f32)?;
+    a.vdivss(xmm0, xmm0, xmm1)?;
+    load_scalar(a, xmm1, 1e-5)?;
+    a.vaddss(xmm0, xmm0, xmm1)?;
+    a.vsqrtss(xmm0, xmm0, xmm0)?;
+    load_scalar(a, xmm1, 1.0)?;
+    a.vdivss(xmm1, xmm1, xmm0)
 }
 
 // rdi hb, rsi hb2; rcx counts blocks of 8.
@@ -333,6 +338,28 @@ fn set_k1(a: &mut CodeAssembler, n: usize) -> Result<(), IcedError> {
     a.kmovw(k1, eax)
 }
 
+/// Lane 0 of `r`'s xmm = the sum (or with `max` the maximum) of the 16 lanes
+/// of `r`, in `_mm512_reduce_add_ps`'s (`_mm512_reduce_max_ps`'s) order:
+/// 256-bit halves, 128-bit halves, `[2, 3, 0, 1]`, then lane 0 with lane 1.
+/// `t` is scratch.
+fn reduce_512(
+    a: &mut CodeAssembler,
+    r: (AsmRegisterZmm, AsmRegisterYmm, AsmRegisterXmm),
+    t: (AsmRegisterYmm, AsmRegisterXmm),
+    max: bool,
+) -> Result<(), IcedError> {
+    let (z, y, x) = r;
+    let (ty, tx) = t;
+    a.vextractf64x4(ty, z, 1)?;
+    if max { a.vmaxps(y, y, ty)? } else { a.vaddps(y, y, ty)? }
+    a.vextractf128(tx, y, 1)?;
+    if max { a.vmaxps(x, x, tx)? } else { a.vaddps(x, x, tx)? }
+    a.vpermilps(tx, x, 0b01_00_11_10)?;
+    if max { a.vmaxps(x, x, tx)? } else { a.vaddps(x, x, tx)? }
+    a.vmovshdup(tx, x)?;
+    if max { a.vmaxss(x, x, tx) } else { a.vaddss(x, x, tx) }
+}
+
 /// A 64-byte table entry: `v` in all 16 lanes.
 fn table16(a: &mut CodeAssembler, l: &mut CodeLabel, v: u32) -> Result<(), IcedError> {
     a.set_label(l)?;
@@ -367,22 +394,8 @@ fn rmsnorm_512(a: &mut CodeAssembler, dim: usize) -> Result<(), IcedError> {
     a.vaddps(zmm0, zmm0, zmm1)?;
     a.vaddps(zmm2, zmm2, zmm3)?;
     a.vaddps(zmm0, zmm0, zmm2)?;
-    a.vextractf64x4(ymm4, zmm0, 1)?;
-    a.vaddps(ymm0, ymm0, ymm4)?;
-    a.vextractf128(xmm4, ymm0, 1)?;
-    a.vaddps(xmm0, xmm0, xmm4)?;
-    a.vpermilps(xmm4, xmm0, 0b01_00_11_10)?; // [2, 3, 0, 1]
-    a.vaddps(xmm0, xmm0, xmm4)?;
-    a.vmovshdup(xmm4, xmm0)?;
-    a.vaddss(xmm0, xmm0, xmm4)?;
-    // s = 1 / sqrt(ss / dim + 1e-5), the scalar instructions of the AOT code
-    load_scalar(a, xmm1, dim as f32)?;
-    a.vdivss(xmm0, xmm0, xmm1)?;
-    load_scalar(a, xmm1, 1e-5)?;
-    a.vaddss(xmm0, xmm0, xmm1)?;
-    a.vsqrtss(xmm0, xmm0, xmm0)?;
-    load_scalar(a, xmm1, 1.0)?;
-    a.vdivss(xmm1, xmm1, xmm0)?;
+    reduce_512(a, (zmm0, ymm0, xmm0), (ymm4, xmm4), false)?;
+    rms_scale(a, dim)?;
     a.vbroadcastss(zmm1, xmm1)?;
     // o = w * (s * x), as `scale_mul_avx512`
     for j in (0..n16).step_by(16) {
@@ -507,14 +520,7 @@ fn softmax_512(a: &mut CodeAssembler) -> Result<(), IcedError> {
             a.vmaxps(zmm6, zmm6, m)
         }
     })?;
-    a.vextractf64x4(ymm1, zmm6, 1)?;
-    a.vmaxps(ymm6, ymm6, ymm1)?;
-    a.vextractf128(xmm1, ymm6, 1)?;
-    a.vmaxps(xmm6, xmm6, xmm1)?;
-    a.vpermilps(xmm1, xmm6, 0b01_00_11_10)?; // [2, 3, 0, 1]
-    a.vmaxps(xmm6, xmm6, xmm1)?;
-    a.vmovshdup(xmm1, xmm6)?;
-    a.vmaxss(xmm6, xmm6, xmm1)?;
+    reduce_512(a, (zmm6, ymm6, xmm6), (ymm1, xmm1), true)?;
     a.vbroadcastss(zmm7, xmm6)?; // maxv
     // 2. e^(x - max), stored and summed
     a.vpxord(zmm8, zmm8, zmm8)?;
@@ -535,14 +541,7 @@ fn softmax_512(a: &mut CodeAssembler) -> Result<(), IcedError> {
         }
     })?;
     // 3. sum, then x / sum
-    a.vextractf64x4(ymm1, zmm8, 1)?;
-    a.vaddps(ymm8, ymm8, ymm1)?;
-    a.vextractf128(xmm1, ymm8, 1)?;
-    a.vaddps(xmm8, xmm8, xmm1)?;
-    a.vpermilps(xmm1, xmm8, 0b01_00_11_10)?;
-    a.vaddps(xmm8, xmm8, xmm1)?;
-    a.vmovshdup(xmm1, xmm8)?;
-    a.vaddss(xmm8, xmm8, xmm1)?;
+    reduce_512(a, (zmm8, ymm8, xmm8), (ymm1, xmm1), false)?;
     a.vbroadcastss(zmm8, xmm8)?;
     pass(a, &|a, m, last| {
         if last {
