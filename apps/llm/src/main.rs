@@ -53,7 +53,8 @@ const USAGE: &str = "usage: llm [checkpoint] [options]
   --threads N threads for matmuls and attention heads (default: every CPU)
   --int8      int8 weights (groups of 32), converted at load
   --kernels K scalar|sse2|avx2|avx512 (default: the best this CPU has)
-  --jit M     off|on|only: generated kernels after a warm-up of 8 tokens (on), or
+  --jit M     off|on|only: generated kernels after a warm-up of 8 tokens, each kept only
+              if it beat the ahead-of-time one over the next 8, timed in place (on); or
               for every shape before the first token, failing if one is missing (only)
   --jit-stats print the jit_profile counters and what the JIT generated (stderr)
 with no checkpoint: the embedded stories260K model and tok512 tokenizer";
