@@ -395,6 +395,20 @@ fn cases() -> Vec<Case> {
             check: Some(llm_matches_greedy_reference),
             ..case("llm-jit-image", "llm", &["stories260K.bin", "-z", "tok512.bin", "-t", "0.0", "-n", "256", "--jit", "only"], 0, &["Once upon a time"])
         },
+        // `--jit on` in the image: warm-up, generated kernels, the in-place
+        // trial against the AOT ones; the story stays the reference's.
+        Case {
+            repo_files: vec![("models/stories260K.bin", "stories260K.bin"), ("models/tok512.bin", "tok512.bin")],
+            mem: "256M",
+            check: Some(llm_jit_trial_keeps_the_greedy_reference),
+            ..case(
+                "llm-jit-trial-image",
+                "llm",
+                &["stories260K.bin", "-z", "tok512.bin", "-t", "0.0", "-n", "256", "--jit", "on", "--jit-stats"],
+                0,
+                &["in-place trial after the swap: 8 tokens"],
+            )
+        },
         // Issue 5: a real peer on the host over QEMU's user network.
         Case {
             via: Via::Peer(net_peer),
@@ -609,6 +623,21 @@ fn llm_matches_reference(out: &str, name: &str) -> Result<(), String> {
 
 fn llm_matches_greedy_reference(out: &str) -> Result<(), String> {
     llm_matches_reference(out, "greedy_no_prompt_n256.txt")
+}
+
+/// The story before the `--jit-stats` dump is the greedy reference, and every
+/// generated kernel that passed its check has a trial verdict.
+fn llm_jit_trial_keeps_the_greedy_reference(out: &str) -> Result<(), String> {
+    let at = out.find("jit_profile:").ok_or("no jit_profile dump")?;
+    llm_matches_greedy_reference(&out[..at])?;
+    let kernels: Vec<&str> = out[at..].lines().filter(|l| l.contains(" bytes, warm-up cycles ")).collect();
+    if kernels.is_empty() {
+        return Err("no generated kernel listed".into());
+    }
+    match kernels.iter().find(|l| !l.contains("after the trial") && !l.trim_end().ends_with("refused")) {
+        Some(l) => Err(format!("a kernel without a trial verdict: {l}")),
+        None => Ok(()),
+    }
 }
 
 fn llm_matches_sample_reference(out: &str) -> Result<(), String> {
