@@ -17,7 +17,6 @@ use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
-use core::sync::atomic::{AtomicBool, Ordering};
 
 use bareflow_llm::KernelKind;
 use bareflow_llm::kernels::KernelSet;
@@ -308,8 +307,6 @@ pub struct LlmJit {
     place_ns: u64,
     check_ns: u64,
     log: Vec<String>,
-    /// Off during the ahead-of-time tokens of the in-place trial.
-    active: AtomicBool,
 }
 
 impl fmt::Debug for LlmJit {
@@ -337,7 +334,6 @@ impl LlmJit {
             place_ns: 0,
             check_ns: 0,
             log: Vec::new(),
-            active: AtomicBool::new(true),
         }
     }
 
@@ -516,10 +512,7 @@ impl Specialiser for LlmJit {
     }
 
     fn matmul(&self, out: &mut [f32], x: &[f32], w: &[f32]) -> bool {
-        if !self.active.load(Ordering::Relaxed) {
-            return false;
-        }
-        let cols = x.len();
+            let cols = x.len();
         match self.installed.iter().find(|k| k.spec().cols == cols) {
             Some(k) => k.run(out, x, w).is_ok(),
             None => false,
@@ -531,10 +524,7 @@ impl Specialiser for LlmJit {
     }
 
     fn q8_matmul(&self, out: &mut [f32], qw: &[i8], sw: &[f32], qx: &[i8], sx: &[f32]) -> bool {
-        if !self.active.load(Ordering::Relaxed) {
-            return false;
-        }
-        let cols = qx.len();
+            let cols = qx.len();
         match self.installed_q8.iter().find(|k| k.spec().cols == cols) {
             Some(k) => k.run(out, qw, sw, qx, sx).is_ok(),
             None => false,
@@ -547,44 +537,28 @@ impl Specialiser for LlmJit {
     }
 
     fn rmsnorm(&self, o: &mut [f32], x: &[f32], w: &[f32]) -> bool {
-        if !self.active.load(Ordering::Relaxed) {
-            return false;
-        }
-        let spec = PointwiseSpec::RmsNorm { dim: x.len() };
+            let spec = PointwiseSpec::RmsNorm { dim: x.len() };
         o.len() == x.len() && w.len() == x.len() && self.pointwise(spec).is_some_and(|k| k.rmsnorm(o, x, w).is_ok())
     }
 
     fn swiglu(&self, hb: &mut [f32], hb2: &[f32]) -> bool {
-        if !self.active.load(Ordering::Relaxed) {
-            return false;
-        }
-        let spec = PointwiseSpec::SwiGlu { n: hb.len() };
+            let spec = PointwiseSpec::SwiGlu { n: hb.len() };
         hb2.len() == hb.len() && self.pointwise(spec).is_some_and(|k| k.swiglu(hb, hb2).is_ok())
     }
 
     fn rope(&self, v: &mut [f32], cs: &[f32]) -> bool {
-        if !self.active.load(Ordering::Relaxed) {
-            return false;
-        }
-        let spec = PointwiseSpec::Rope { head: cs.len() };
+            let spec = PointwiseSpec::Rope { head: cs.len() };
         !cs.is_empty() && v.len().is_multiple_of(cs.len()) && self.pointwise(spec).is_some_and(|k| k.rope(v, cs).is_ok())
     }
 
     fn softmax(&self, x: &mut [f32]) -> bool {
-        if !self.active.load(Ordering::Relaxed) {
-            return false;
-        }
-        let n = x.len();
+            let n = x.len();
         n > 0
             && self
                 .installed_pointwise
                 .iter()
                 .find(|k| matches!(*k.spec(), PointwiseSpec::Softmax { max } if n <= max))
                 .is_some_and(|k| k.softmax(x).is_ok())
-    }
-
-    fn set_active(&self, on: bool) {
-        self.active.store(on, Ordering::Relaxed);
     }
 
     fn review(&mut self, trial: &Trial) {
