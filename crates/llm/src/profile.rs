@@ -68,12 +68,17 @@ pub struct Profile {
 impl Profile {
     /// Adds one call of `op` that took `cycles`.
     pub fn add(&mut self, op: Op, cycles: u64) {
-        match self.entries.iter_mut().find(|e| e.op == op) {
+        self.add_stats(OpStats { op, calls: 1, cycles });
+    }
+
+    /// Adds `s.calls` calls of `s.op` that took `s.cycles` in all.
+    fn add_stats(&mut self, s: OpStats) {
+        match self.entries.iter_mut().find(|e| e.op == s.op) {
             Some(e) => {
-                e.calls += 1;
-                e.cycles = e.cycles.wrapping_add(cycles);
+                e.calls += s.calls;
+                e.cycles = e.cycles.wrapping_add(s.cycles);
             }
-            None => self.entries.push(OpStats { op, calls: 1, cycles }),
+            None => self.entries.push(s),
         }
     }
 
@@ -96,14 +101,8 @@ impl Profile {
 
     /// Adds every counter of `other` to this profile.
     pub fn merge(&mut self, other: &Profile) {
-        for o in &other.entries {
-            match self.entries.iter_mut().find(|e| e.op == o.op) {
-                Some(e) => {
-                    e.calls += o.calls;
-                    e.cycles = e.cycles.wrapping_add(o.cycles);
-                }
-                None => self.entries.push(*o),
-            }
+        for &o in &other.entries {
+            self.add_stats(o);
         }
     }
 }
