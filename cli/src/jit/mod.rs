@@ -249,7 +249,7 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
         cols.sort_unstable();
         cols.dedup();
         // Everything the JIT makes for a model: f32 and int8 products for each
-        // width, and RMSNorm, SwiGLU and RoPE at its dims.
+        // width, and RMSNorm, SwiGLU, RoPE and softmax at its dims (those its ISA makes).
         let specs: Vec<MatvecSpec> = cols.iter().map(|&c| MatvecSpec::tuned(c, isa)).collect();
         let q8_specs: Vec<Q8Spec> = if isa == bareflow_jit::Isa::Avx2Fma { cols.iter().map(|&c| Q8Spec::tuned(c.div_ceil(32) * 32)).collect() } else { Vec::new() };
         // At the set's own vector width (the bits of its AOT kernels).
@@ -355,7 +355,7 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
         }
     }
 
-    // RMSNorm, SwiGLU and RoPE at each model's dims (in cache: these are the
+    // RMSNorm, SwiGLU, RoPE and softmax at each model's dims (in cache: these are the
     // vectors of one token), generated at each set's width against that set's
     // AOT kernels (the same bits).
     println!("\nvector operations, ns per call (median of {reps} rounds of 20000 calls)");

@@ -148,7 +148,7 @@ pub fn check_q8(k: &Q8Kernel, aot: KernelSet, rng: &mut Rng) -> Result<(), Check
     Ok(())
 }
 
-/// Checks an RMSNorm, SwiGLU or RoPE kernel on random inputs against `aot`
+/// Checks an RMSNorm, SwiGLU, RoPE or softmax kernel on random inputs against `aot`
 /// (bit for bit) and the scalar kernel (relative error 1e-5, and 1e-30
 /// absolute, per element). SwiGLU's inputs reach ±100, past the lane `e^x`'s
 /// clamps.
@@ -217,7 +217,7 @@ pub fn check_pointwise(k: &PointwiseKernel, aot: KernelSet, rng: &mut Rng) -> Re
     Ok(())
 }
 
-/// The instruction set whose generated RMSNorm, SwiGLU and RoPE code gives
+/// The instruction set whose generated RMSNorm, SwiGLU, RoPE (and, AVX-512 only, softmax) code gives
 /// `kind`'s bits: each of the AVX2 and AVX-512 sets has its own (RMSNorm's sum
 /// of squares is in another order in each; SwiGLU's lane `e^x` is the same
 /// steps; RoPE is the scalar bits in both). The AVX-512 kernels are 16-lane,
@@ -365,7 +365,7 @@ impl LlmJit {
         &self.installed_q8
     }
 
-    /// Every RMSNorm, SwiGLU and RoPE kernel installed and in use.
+    /// Every RMSNorm, SwiGLU, RoPE and softmax kernel installed and in use.
     pub fn installed_pointwise(&self) -> &[PointwiseKernel] {
         &self.installed_pointwise
     }
@@ -385,21 +385,22 @@ impl LlmJit {
             return Ok(());
         };
         let q8 = q8_generated_for(ks.kind());
+        let pisa = pointwise_isa_for(ks.kind());
         // The hottest matmul shapes; several row counts share one kernel (same cols).
         let mut picked: Vec<(Op, KernelSpec, u64)> = Vec::new();
         let mut matmuls = 0;
         for s in hot {
-            // RMSNorm, SwiGLU and RoPE: small kernels, generated whenever the
+            // RMSNorm, SwiGLU, RoPE and softmax: small kernels, generated whenever the
             // profile saw them (or every shape is asked for), without counting
             // against the matmul budget.
             let vector = match s.op {
                 Op::RmsNorm { dim } => Some(PointwiseSpec::RmsNorm { dim }),
                 Op::SwiGlu { n } => Some(PointwiseSpec::SwiGlu { n }),
                 Op::Rope { head } => Some(PointwiseSpec::Rope { head }),
-                Op::Attention { seq_len } if pointwise_isa_for(ks.kind()) == Some(Isa::Avx512) => {
+                Op::Attention { seq_len } if pisa == Some(Isa::Avx512) => {
                     Some(PointwiseSpec::Softmax { max: seq_len })
                 }
-                Op::Attention { .. } if pointwise_isa_for(ks.kind()).is_some() => {
+                Op::Attention { .. } if pisa.is_some() => {
                     self.log.push(format!(
                         "attention's softmax: generated for the AVX-512 set only (the {} set's softmax is kept)",
                         ks.kind().name()
@@ -409,7 +410,7 @@ impl LlmJit {
                 _ => None,
             };
             if let Some(spec) = vector {
-                let Some(pisa) = pointwise_isa_for(ks.kind()) else { continue };
+                let Some(pisa) = pisa else { continue };
                 let kspec = KernelSpec::Pointwise(spec, pisa);
                 if !(self.all || s.calls > 0) || picked.iter().any(|p| p.1 == kspec) {
                     continue;

@@ -85,7 +85,7 @@ pub enum KernelSpec {
     Matvec(MatvecSpec),
     /// Int8 (groups of 32) matrix-vector product.
     Q8(Q8Spec),
-    /// RMSNorm, SwiGLU or RoPE, for an instruction set (AVX2 or AVX-512).
+    /// RMSNorm, SwiGLU, RoPE or softmax, for an instruction set (AVX2 or AVX-512).
     Pointwise(PointwiseSpec, Isa),
 }
 
@@ -136,8 +136,8 @@ impl Program {
         Ok(self.push(KernelSpec::Q8(spec), offset, &bytes))
     }
 
-    /// Generates an RMSNorm, SwiGLU or RoPE kernel for `isa` (AVX2 or
-    /// AVX-512) and appends it; returns its index.
+    /// Generates an RMSNorm, SwiGLU, RoPE or softmax kernel for `isa` (AVX2
+    /// or AVX-512) and appends it; returns its index.
     pub fn add_pointwise(&mut self, spec: PointwiseSpec, isa: Isa) -> Result<usize, JitError> {
         let offset = self.pad();
         let bytes = pointwise::generate(&spec, isa, offset as u64)?;
@@ -202,7 +202,7 @@ pub struct Kernel<S> {
 pub type MatvecKernel = Kernel<MatvecSpec>;
 /// A placed int8 matrix-vector kernel for a fixed number of columns.
 pub type Q8Kernel = Kernel<Q8Spec>;
-/// A placed RMSNorm, SwiGLU or RoPE kernel for a fixed length.
+/// A placed RMSNorm, SwiGLU, RoPE or softmax kernel for a fixed length (softmax: up to one).
 pub type PointwiseKernel = Kernel<PointwiseSpec>;
 
 impl<S: fmt::Debug> fmt::Debug for Kernel<S> {

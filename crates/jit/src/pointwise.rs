@@ -419,28 +419,25 @@ fn swiglu_512(a: &mut CodeAssembler, n: usize) -> Result<(), IcedError> {
     let mut l = exp_consts_512(a)?;
     let mut top = a.create_label();
     let rem = n % 16;
-    let regs = const_regs_512();
-    {
-        let c = &regs;
-        if n >= 16 {
-            a.mov(ecx, (n / 16) as u32)?;
-            a.set_label(&mut top)?;
-            a.vmovups(zmm0, zmmword_ptr(rdi))?; // h
-            a.vmovups(zmm6, zmmword_ptr(rsi))?; // g
-            swiglu_vector_512(a, c)?;
-            a.vmovups(zmmword_ptr(rdi), zmm0)?;
-            a.add(rdi, 64)?;
-            a.add(rsi, 64)?;
-            a.dec(ecx)?;
-            a.jnz(top)?;
-        }
-        if rem > 0 {
-            set_k1(a, rem)?;
-            a.vmovups(zmm0.k1().z(), zmmword_ptr(rdi))?;
-            a.vmovups(zmm6.k1().z(), zmmword_ptr(rsi))?;
-            swiglu_vector_512(a, c)?;
-            a.vmovups(zmmword_ptr(rdi).k1(), zmm0)?;
-        }
+    let c = const_regs_512();
+    if n >= 16 {
+        a.mov(ecx, (n / 16) as u32)?;
+        a.set_label(&mut top)?;
+        a.vmovups(zmm0, zmmword_ptr(rdi))?; // h
+        a.vmovups(zmm6, zmmword_ptr(rsi))?; // g
+        swiglu_vector_512(a, &c)?;
+        a.vmovups(zmmword_ptr(rdi), zmm0)?;
+        a.add(rdi, 64)?;
+        a.add(rsi, 64)?;
+        a.dec(ecx)?;
+        a.jnz(top)?;
+    }
+    if rem > 0 {
+        set_k1(a, rem)?;
+        a.vmovups(zmm0.k1().z(), zmmword_ptr(rdi))?;
+        a.vmovups(zmm6.k1().z(), zmmword_ptr(rsi))?;
+        swiglu_vector_512(a, &c)?;
+        a.vmovups(zmmword_ptr(rdi).k1(), zmm0)?;
     }
     epilogue(a)?;
     exp_table_512(a, &mut l)
@@ -451,7 +448,7 @@ fn swiglu_512(a: &mut CodeAssembler, n: usize) -> Result<(), IcedError> {
 /// the whole call (AVX-512 has 32; memory operands in SwiGLU's loop measured
 /// 0.80x the AOT kernel).
 fn exp_consts_512(a: &mut CodeAssembler) -> Result<Vec<CodeLabel>, IcedError> {
-    let l: Vec<CodeLabel> = (0..9 + P.len() - 1).map(|_| a.create_label()).collect();
+    let l: Vec<CodeLabel> = (0..EXP_CONSTS).map(|_| a.create_label()).collect();
     for (r, lab) in const_regs_512().iter().zip(&l) {
         a.vmovups(*r, zmmword_ptr(*lab))?;
     }
@@ -558,8 +555,13 @@ fn softmax_512(a: &mut CodeAssembler) -> Result<(), IcedError> {
     exp_table_512(a, &mut l)
 }
 
+/// The constants of the 16-lane `e^x` and SwiGLU: -0.0, 1, EXP_LO, EXP_HI,
+/// LOG2E, LN2_HI, LN2_LO, 127, then the polynomial `P` from index [`P_AT`].
+const P_AT: usize = 8;
+const EXP_CONSTS: usize = P_AT + P.len();
+
 /// The registers that hold SwiGLU's constants, in table order.
-fn const_regs_512() -> [AsmRegisterZmm; 9 + P.len() - 1] {
+fn const_regs_512() -> [AsmRegisterZmm; EXP_CONSTS] {
     [zmm16, zmm17, zmm18, zmm19, zmm20, zmm21, zmm22, zmm23, zmm24, zmm25, zmm26, zmm27, zmm28, zmm29]
 }
 
@@ -583,8 +585,8 @@ fn exp_512(a: &mut CodeAssembler, c: &[AsmRegisterZmm]) -> Result<(), IcedError>
     a.vcvtdq2ps(zmm3, zmm2)?; // nf
     a.vfnmadd231ps(zmm1, zmm3, c[5])?; // r = x - nf * ln2_hi
     a.vfnmadd231ps(zmm1, zmm3, c[6])?; // r -= nf * ln2_lo
-    a.vmovaps(zmm4, c[8])?;
-    for &k in &c[9..9 + P.len() - 1] {
+    a.vmovaps(zmm4, c[P_AT])?;
+    for &k in &c[P_AT + 1..] {
         a.vfmadd213ps(zmm4, zmm1, k)?; // p = p * r + c
     }
     a.vmulps(zmm5, zmm1, zmm1)?; // r2

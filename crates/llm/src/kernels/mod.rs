@@ -54,7 +54,7 @@ impl Heads<'_> {
     /// The number of heads, after checking that every slice is long enough.
     fn check(&self, att_len: usize, att_stride: usize, out_len: usize) -> usize {
         let hs = self.head_size;
-        assert!(hs > 0 && self.kv_mul > 0 && self.q.len() % hs == 0, "attention: queries are not whole heads");
+        assert!(hs > 0 && self.kv_mul > 0 && self.q.len().is_multiple_of(hs), "attention: queries are not whole heads");
         let n = self.q.len() / hs;
         assert!(out_len >= n * hs, "attention: output shorter than the heads");
         assert!(att_stride >= self.rows && att_len >= n * att_stride, "attention: score rows too short");
