@@ -15,6 +15,7 @@
 use std::time::Instant;
 
 use bareflow_jit::cranelift::Target;
+use bareflow_jit::engine::Rng;
 use bareflow_jit::platform::CodeAlloc;
 use bareflow_jit::{Isa, MatvecKernel, MatvecSpec, Program};
 use bareflow_llm::kernels::{KernelKind, KernelSet};
@@ -22,19 +23,6 @@ use bareflow_llm::kernels::{KernelKind, KernelSet};
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
-}
-
-/// A reproducible spread of values in [-1, 1).
-fn values(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        })
-        .collect()
 }
 
 /// Milliseconds to make one kernel with `make` (median of 21).
@@ -76,7 +64,7 @@ fn run() -> Result<(), String> {
     println!("|---|---|---|---|---|---|---|---|");
     let mut verdict = Vec::new();
     for (rows, cols) in [(288usize, 288usize), (768, 288), (288, 768), (768, 768), (256, 2048)] {
-        let (w, x) = (values(rows * cols, 1), values(cols, 2));
+        let (w, x) = (Rng::new(1).vec(rows * cols), Rng::new(2).vec(cols));
         let mut want_sse2 = vec![0.0f32; rows];
         sse2.matmul(&mut want_sse2, &x, &w);
         let want_avx2 = avx2.map(|k| {
