@@ -40,6 +40,7 @@ struct Options {
     kernels: Option<KernelKind>,
     jit: jit::Mode,
     jit_stats: bool,
+    prefill: usize,
 }
 
 const USAGE: &str = "usage: llm [checkpoint] [options]
@@ -57,6 +58,8 @@ const USAGE: &str = "usage: llm [checkpoint] [options]
               if it beat the ahead-of-time one over the next 8, timed in place (on); or
               for every shape before the first token, failing if one is missing (only)
   --jit-stats print the jit_profile counters and what the JIT generated (stderr)
+  --prefill N prompt tokens run per batch, each weight matrix read once per batch
+              (default 16; 1 runs them one by one, as run.c; same output either way)
 with no checkpoint: the embedded stories260K model and tok512 tokenizer";
 
 fn parse_args(args: &[String]) -> Result<Options, String> {
@@ -73,6 +76,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         kernels: None,
         jit: jit::Mode::Off,
         jit_stats: false,
+        prefill: bareflow_llm::model::PREFILL_BATCH,
     };
     let mut i = 0;
     if let Some(first) = args.first() {
@@ -114,6 +118,9 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             },
             "-y" => return Err("-y (system prompt) is for chat mode, which is not supported".into()),
             "--threads" => o.threads = value.parse::<usize>().map_err(|_| num("a count"))?.max(1),
+            "--prefill" => {
+                o.prefill = value.parse::<usize>().ok().filter(|&n| n >= 1).ok_or_else(|| num("a count of at least 1"))?
+            }
             "--kernels" => {
                 o.kernels = Some(KernelKind::parse(value).ok_or_else(|| num("scalar, sse2, avx2 or avx512"))?)
             }
@@ -198,19 +205,38 @@ fn run(o: &Options) -> Result<(), String> {
     let mut model = Transformer::try_new(&ckpt, kernels, mode).map_err(|e| e.to_string())?;
     model.set_hooks(jit::hooks(o.jit));
     let mut sampler = Sampler::new(o.temperature, o.topp, o.seed);
+    model.set_prefill_batch(o.prefill);
     with_parallel(o.threads, &mut |par| {
-        let mut start: Option<Instant> = None;
+        // When each piece came out: the prompt's pieces all come right after
+        // the prefill, then one per forward call.
+        let begin = Instant::now();
+        let mut stamps: Vec<Instant> = Vec::new();
         let g = generate(&mut model, &tokenizer, &mut sampler, &o.prompt, o.steps, par, &mut |_, piece| {
             // Raw bytes, as run.c's printf("%s"): byte pieces need not be UTF-8.
             bareflow_sys::io::write_stdout(piece);
-            start.get_or_insert_with(Instant::now);
+            stamps.push(Instant::now());
         })
         .map_err(|e| e.to_string())?;
         println!();
-        if g.positions > 1 {
-            let secs = start.map_or(0.0, |s| s.elapsed().as_secs_f64());
-            // run.c counts the positions after the first token.
-            eprintln!("achieved tok/s: {:.6}", (g.positions - 1) as f64 / secs);
+        if g.prefilled > 0
+            && let Some(&first) = stamps.first()
+        {
+            let secs = first.duration_since(begin).as_secs_f64();
+            eprintln!(
+                "prompt: {} tokens in {:.3} ms, {:.1} tok/s (batches of {})",
+                g.prefilled,
+                secs * 1e3,
+                g.prefilled as f64 / secs,
+                model.prefill_batch()
+            );
+        }
+        // run.c times from the end of the first forward call and counts the
+        // positions after it; here the first forward call after the prefill.
+        if let Some(&start) = stamps.get(g.prefilled)
+            && g.positions > g.prefilled + 1
+        {
+            let secs = start.elapsed().as_secs_f64();
+            eprintln!("achieved tok/s: {:.6}", (g.positions - g.prefilled - 1) as f64 / secs);
         }
         jit::finish(o.jit, o.jit_stats, &model)?;
         Ok(())

@@ -64,6 +64,8 @@ pub struct Generation {
     pub positions: usize,
     /// Generation stopped because BOS was sampled.
     pub stopped_at_bos: bool,
+    /// Positions run by the prefill (the first pieces, all at once).
+    pub prefilled: usize,
 }
 
 /// run.c's step clamp: 0 or more than `seq_len` means `seq_len`.
@@ -73,6 +75,9 @@ pub fn clamp_steps(steps: usize, seq_len: usize) -> usize {
 
 /// Generates like run.c's `generate`: `steps` is clamped with [`clamp_steps`];
 /// `on_piece(token, bytes)` is called with what run.c prints for each token.
+/// The prompt's positions run first as one [`Transformer::prefill`] (in
+/// batches, same bits as one by one), so their pieces come together after it;
+/// [`Generation::prefilled`] says how many there were.
 pub fn generate(
     model: &mut Transformer<'_>,
     tokenizer: &Tokenizer,
@@ -92,9 +97,21 @@ pub fn generate(
     }
     let steps = clamp_steps(steps, c.seq_len);
     let mut tokens = Vec::with_capacity(steps);
+    // The positions whose next token is the prompt's (and not BOS, where run.c
+    // stops): their logits are not needed, so they run as a batched prefill,
+    // which leaves the KV cache as run.c's one-by-one loop would.
+    let fed = prompt_tokens.iter().skip(1).take_while(|&&t| t != BOS).count().min(steps);
+    model.prefill(&prompt_tokens[..fed], 0, par)?;
     let mut text = Vec::new();
-    let mut token = prompt_tokens[0];
-    let mut pos = 0;
+    for p in 0..fed {
+        let (token, next) = (prompt_tokens[p], prompt_tokens[p + 1]);
+        let piece = tokenizer.decode_printable(token, next);
+        text.extend_from_slice(piece);
+        on_piece(next, piece);
+        tokens.push(next);
+    }
+    let mut token = prompt_tokens[fed];
+    let mut pos = fed;
     let mut stopped_at_bos = false;
     while pos < steps {
         let logits = model.forward(token, pos, par)?;
@@ -115,5 +132,5 @@ pub fn generate(
         token = next;
     }
     text.push(b'\n');
-    Ok(Generation { prompt_tokens, tokens, text, positions: pos, stopped_at_bos })
+    Ok(Generation { prompt_tokens, tokens, text, positions: pos, stopped_at_bos, prefilled: fed })
 }

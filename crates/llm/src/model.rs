@@ -6,8 +6,8 @@ use core::fmt;
 use crate::checkpoint::{Checkpoint, Config};
 use crate::kernels::{self, KernelSet};
 use crate::parallel::Parallel;
-use crate::profile::{Hooks, Op};
-use crate::quant::{QMatrix, QVector};
+use crate::profile::{Hooks, Op, Specialiser};
+use crate::quant::{QBatch, QMatrix, QVector};
 
 /// How the matrices are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +102,52 @@ pub struct Transformer<'a> {
     qdim: QVector,
     qhidden: QVector,
     hooks: Hooks,
+    /// Tokens per batch of [`Transformer::prefill`].
+    prefill_batch: usize,
+    /// The batch's activations, made by the first prefill.
+    batch: Option<Batch>,
+}
+
+/// Tokens per batch of [`Transformer::prefill`] unless set otherwise.
+pub const PREFILL_BATCH: usize = 16;
+
+/// Activations of a batch of tokens (`t` rows of each vector, one per token).
+#[derive(Debug)]
+struct Batch {
+    x: Vec<f32>,
+    xb: Vec<f32>,
+    xb2: Vec<f32>,
+    hb: Vec<f32>,
+    hb2: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    /// A product's output as [`KernelSet::matmat`] writes it (rows of `t`).
+    tmp: Vec<f32>,
+    /// RoPE angles, `head_size / 2` pairs per token.
+    rope: Vec<[f32; 2]>,
+    qdim: QBatch,
+    qhidden: QBatch,
+}
+
+impl Batch {
+    fn new(c: &Config, t: usize) -> Self {
+        let (d, h, kv) = (c.dim, c.hidden_dim, c.kv_dim());
+        Batch {
+            x: vec![0.0; t * d],
+            xb: vec![0.0; t * d],
+            xb2: vec![0.0; t * d],
+            hb: vec![0.0; t * h],
+            hb2: vec![0.0; t * h],
+            q: vec![0.0; t * d],
+            k: vec![0.0; t * kv],
+            v: vec![0.0; t * kv],
+            tmp: vec![0.0; t * d.max(h)],
+            rope: vec![[0.0, 0.0]; t * (c.head_size() / 2)],
+            qdim: QBatch::new(t, d),
+            qhidden: QBatch::new(t, h),
+        }
+    }
 }
 
 /// The run state a checkpoint asks for does not fit in memory.
@@ -214,7 +260,21 @@ impl<'a> Transformer<'a> {
             qdim: QVector::new(d),
             qhidden: QVector::new(h),
             hooks: Hooks::off(),
+            prefill_batch: PREFILL_BATCH,
+            batch: None,
         }
+    }
+
+    /// Sets how many prompt tokens [`Transformer::prefill`] runs at once
+    /// (at least 1; 1 runs them one by one, as [`Transformer::forward`]).
+    pub fn set_prefill_batch(&mut self, tokens: usize) {
+        self.prefill_batch = tokens.max(1);
+        self.batch = None;
+    }
+
+    /// Tokens per batch of [`Transformer::prefill`].
+    pub fn prefill_batch(&self) -> usize {
+        self.prefill_batch
     }
 
     /// The model's configuration.
@@ -260,6 +320,122 @@ impl<'a> Transformer<'a> {
         ]
     }
 
+    /// The operations of one batch of [`Transformer::prefill`].
+    fn batch_shapes(&self) -> [Op; 8] {
+        let (c, q) = (self.config, self.mode == WeightMode::Q8);
+        let op = |rows, cols| if q { Op::Q8Matmat { rows, cols } } else { Op::Matmat { rows, cols } };
+        [
+            op(c.dim, c.dim),
+            op(c.kv_dim(), c.dim),
+            op(c.hidden_dim, c.dim),
+            op(c.dim, c.hidden_dim),
+            Op::RmsNorm { dim: c.dim },
+            Op::Rope { head: c.head_size() },
+            Op::SwiGlu { n: c.hidden_dim },
+            Op::Attention { seq_len: c.seq_len },
+        ]
+    }
+
+    /// Runs the model on the prompt `tokens` at positions `pos..pos + tokens.len()`,
+    /// filling the KV cache exactly as that many [`Transformer::forward`] calls
+    /// would (same bits), but without the logits, which a prompt does not need.
+    /// The tokens go in batches of [`Transformer::prefill_batch`]: each weight
+    /// matrix is read once per batch (see [`KernelSet::matmat`]) instead of
+    /// once per token. Each batch counts as one forward call for the hooks.
+    pub fn prefill(&mut self, tokens: &[u32], pos: usize, par: &dyn Parallel) -> Result<(), ForwardError> {
+        let c = self.config;
+        if let Some(&token) = tokens.iter().find(|&&t| t as usize >= c.vocab_size) {
+            return Err(ForwardError::TokenOutOfRange { token, vocab_size: c.vocab_size });
+        }
+        if let Some(last) = (pos + tokens.len()).checked_sub(1).filter(|&l| l >= c.seq_len) {
+            return Err(ForwardError::PositionOutOfRange { pos: last, seq_len: c.seq_len });
+        }
+        if self.prefill_batch == 1 {
+            for (i, &t) in tokens.iter().enumerate() {
+                self.forward(t, pos + i, par)?;
+            }
+            return Ok(());
+        }
+        let mut b = self.batch.take().unwrap_or_else(|| Batch::new(&c, self.prefill_batch));
+        for (i, chunk) in tokens.chunks(self.prefill_batch).enumerate() {
+            self.prefill_batch_at(&mut b, chunk, pos + i * self.prefill_batch, par);
+        }
+        self.batch = Some(b);
+        Ok(())
+    }
+
+    /// One batch of [`Transformer::prefill`] (tokens and positions checked).
+    fn prefill_batch_at(&mut self, b: &mut Batch, tokens: &[u32], pos0: usize, par: &dyn Parallel) {
+        let c = self.config;
+        let ks = self.kernels;
+        let ops = self.batch_shapes();
+        self.hooks.token(ks, &ops);
+        let t = tokens.len();
+        let (d, h, kv_dim, hs) = (c.dim, c.hidden_dim, c.kv_dim(), c.head_size());
+        for (x, &tok) in b.x.chunks_exact_mut(d).zip(tokens) {
+            let tok = tok as usize;
+            x.copy_from_slice(&self.token_embedding[tok * d..(tok + 1) * d]);
+        }
+        let half = hs / 2;
+        for (k, r) in b.rope.chunks_exact_mut(half.max(1)).take(t).enumerate() {
+            rope_angles(r, pos0 + k, hs);
+        }
+        let sqrt_hs = libm::sqrtf(hs as f32);
+        let (x, xb, xb2) = (&mut b.x[..t * d], &mut b.xb[..t * d], &mut b.xb2[..t * d]);
+        let (hb, hb2) = (&mut b.hb[..t * h], &mut b.hb2[..t * h]);
+        let (q, kk, vv) = (&mut b.q[..t * d], &mut b.k[..t * kv_dim], &mut b.v[..t * kv_dim]);
+        let tmp = &mut b.tmp;
+        for (l, layer) in self.layers.iter().enumerate() {
+            let hk = &mut self.hooks;
+            rmsnorm_rows(hk, ks, xb, x, layer.rms_att, d);
+            matmat(hk, ks, par, q, xb, &layer.wq, tmp, &mut b.qdim, true, t);
+            matmat(hk, ks, par, kk, xb, &layer.wk, tmp, &mut b.qdim, false, t);
+            matmat(hk, ks, par, vv, xb, &layer.wv, tmp, &mut b.qdim, false, t);
+            let loff = l * c.seq_len * kv_dim;
+            for k in 0..t {
+                let t0 = hk.now();
+                let r = &b.rope[k * half..(k + 1) * half];
+                let cs = r.as_flattened();
+                for v in [&mut q[k * d..(k + 1) * d], &mut kk[k * kv_dim..(k + 1) * kv_dim]] {
+                    if !hk.specialiser().is_some_and(|j| j.rope(v, cs)) {
+                        ks.rope(v, r);
+                    }
+                }
+                hk.record(Op::Rope { head: hs }, t0);
+                let at = loff + (pos0 + k) * kv_dim;
+                self.key_cache[at..at + kv_dim].copy_from_slice(&kk[k * kv_dim..(k + 1) * kv_dim]);
+                self.value_cache[at..at + kv_dim].copy_from_slice(&vv[k * kv_dim..(k + 1) * kv_dim]);
+            }
+            // Token k attends to positions 0..=pos0+k: the rows the batch wrote
+            // past it are not read.
+            for k in 0..t {
+                let t0 = hk.now();
+                let qk = &q[k * d..(k + 1) * d];
+                let xk = &mut xb[k * d..(k + 1) * d];
+                attend(ks, par, hk.specialiser(), &c, qk, &self.key_cache, &self.value_cache, loff, pos0 + k, sqrt_hs, &mut self.att, xk);
+                hk.record(Op::Attention { seq_len: c.seq_len }, t0);
+            }
+            matmat(hk, ks, par, xb2, xb, &layer.wo, tmp, &mut b.qdim, true, t);
+            for (x, y) in x.iter_mut().zip(xb2.iter()) {
+                *x += y;
+            }
+            rmsnorm_rows(hk, ks, xb, x, layer.rms_ffn, d);
+            matmat(hk, ks, par, hb, xb, &layer.w1, tmp, &mut b.qdim, true, t);
+            matmat(hk, ks, par, hb2, xb, &layer.w3, tmp, &mut b.qdim, false, t);
+            for (a, g) in hb.chunks_exact_mut(h).zip(hb2.chunks_exact(h)) {
+                let t0 = hk.now();
+                if !hk.specialiser().is_some_and(|j| j.swiglu(a, g)) {
+                    ks.swiglu(a, g);
+                }
+                hk.record(Op::SwiGlu { n: h }, t0);
+            }
+            matmat(hk, ks, par, xb, hb, &layer.w2, tmp, &mut b.qhidden, true, t);
+            for (x, y) in x.iter_mut().zip(xb.iter()) {
+                *x += y;
+            }
+        }
+    }
+
     /// Runs the model on `token` at position `pos` and returns the logits.
     /// Positions must be fed in order from 0 (the KV cache holds 0..pos).
     pub fn forward(&mut self, token: u32, pos: usize, par: &dyn Parallel) -> Result<&mut [f32], ForwardError> {
@@ -274,17 +450,10 @@ impl<'a> Transformer<'a> {
         let ops = self.shapes();
         self.hooks.token(ks, &ops);
         let (d, kv_dim, hs) = (c.dim, c.kv_dim(), c.head_size());
-        let kv_mul = c.kv_mul();
         let t = token as usize;
         self.x.copy_from_slice(&self.token_embedding[t * d..(t + 1) * d]);
 
-        // RoPE angles for this position, as run.c computes them.
-        for (p, cs) in self.rope.iter_mut().enumerate() {
-            let head_dim = (2 * p) as f32;
-            let freq = 1.0 / libm::powf(10000.0, head_dim / hs as f32);
-            let val = pos as f32 * freq;
-            *cs = [libm::cosf(val), libm::sinf(val)];
-        }
+        rope_angles(&mut self.rope, pos, hs);
         let sqrt_hs = libm::sqrtf(hs as f32);
 
         for (l, layer) in self.layers.iter().enumerate() {
@@ -309,40 +478,9 @@ impl<'a> Transformer<'a> {
             self.key_cache[at..at + kv_dim].copy_from_slice(&self.k);
             self.value_cache[at..at + kv_dim].copy_from_slice(&self.v);
 
-            // Attention, in groups of heads: one group with one thread or
-            // little work, else one group per thread (when the heads divide
-            // evenly; one head per task if not). Each group reads the cache
-            // rows in order.
             let t0 = self.hooks.now();
-            let rows = pos + 1;
-            let (kc, vc) = (&self.key_cache[loff..loff + rows * kv_dim], &self.value_cache[loff..loff + rows * kv_dim]);
-            let parallel = rows * d >= PAR_MIN_ATTENTION && par.threads() > 1;
-            let nh = c.n_heads;
-            let group = if !parallel {
-                nh
-            } else if nh.is_multiple_of(par.threads()) {
-                nh / par.threads()
-            } else {
-                1
-            };
-            let q_all = &self.q;
             let jit = self.hooks.specialiser();
-            let task = |g: usize, att: &mut [f32], xb: &mut [f32]| {
-                let first = g * group;
-                let heads = kernels::Heads {
-                    q: &q_all[first * hs..(first + group) * hs],
-                    keys: kc,
-                    values: vc,
-                    stride: kv_dim,
-                    rows,
-                    head_size: hs,
-                    kv_mul,
-                    first,
-                };
-                ks.attention(&heads, att, c.seq_len, xb, sqrt_hs, jit);
-            };
-            let (att_stride, xb_stride) = (group * c.seq_len, group * hs);
-            kernels::split_pairs(par, parallel, nh / group, (&mut self.att, att_stride), (&mut self.xb, xb_stride), &task);
+            attend(ks, par, jit, &c, &self.q, &self.key_cache, &self.value_cache, loff, pos, sqrt_hs, &mut self.att, &mut self.xb);
             self.hooks.record(Op::Attention { seq_len: c.seq_len }, t0);
             matmul(&mut self.hooks, ks, par, &mut self.xb2, &self.xb, &layer.wo, &mut self.qdim, true);
             for (x, y) in self.x.iter_mut().zip(&self.xb2) {
@@ -413,5 +551,122 @@ fn matmul(
         }
     }
     let op = if matches!(w, Mat::Q8(_)) { Op::Q8Matmul { rows, cols } } else { Op::Matmul { rows, cols } };
+    hk.record(op, t0);
+}
+
+/// RoPE angles for position `pos` and heads of `hs` values, as run.c computes them.
+fn rope_angles(rope: &mut [[f32; 2]], pos: usize, hs: usize) {
+    for (p, cs) in rope.iter_mut().enumerate() {
+        let head_dim = (2 * p) as f32;
+        let freq = 1.0 / libm::powf(10000.0, head_dim / hs as f32);
+        let val = pos as f32 * freq;
+        *cs = [libm::cosf(val), libm::sinf(val)];
+    }
+}
+
+/// RMSNorm of each of the `x.len() / dim` token rows of `x` into `o`.
+fn rmsnorm_rows(hk: &mut Hooks, ks: KernelSet, o: &mut [f32], x: &[f32], w: &[f32], dim: usize) {
+    for (o, x) in o.chunks_exact_mut(dim).zip(x.chunks_exact(dim)) {
+        let t0 = hk.now();
+        if !hk.specialiser().is_some_and(|j| j.rmsnorm(o, x, w)) {
+            ks.rmsnorm(o, x, w);
+        }
+        hk.record(Op::RmsNorm { dim }, t0);
+    }
+}
+
+/// Attention of one token at `pos` (query `q`, the layer's cache rows from
+/// `loff`), into `out`, in groups of heads: one group with one thread or
+/// little work, else one group per thread (when the heads divide evenly; one
+/// head per task if not). Each group reads the cache rows in order.
+#[allow(clippy::too_many_arguments)] // the pieces of the model's state it reads
+fn attend(
+    ks: KernelSet,
+    par: &dyn Parallel,
+    jit: Option<&dyn Specialiser>,
+    c: &Config,
+    q: &[f32],
+    key_cache: &[f32],
+    value_cache: &[f32],
+    loff: usize,
+    pos: usize,
+    sqrt_hs: f32,
+    att: &mut [f32],
+    out: &mut [f32],
+) {
+    let (d, kv_dim, hs, kv_mul) = (c.dim, c.kv_dim(), c.head_size(), c.kv_mul());
+    let rows = pos + 1;
+    let (kc, vc) = (&key_cache[loff..loff + rows * kv_dim], &value_cache[loff..loff + rows * kv_dim]);
+    let parallel = rows * d >= PAR_MIN_ATTENTION && par.threads() > 1;
+    let nh = c.n_heads;
+    let group = if !parallel {
+        nh
+    } else if nh.is_multiple_of(par.threads()) {
+        nh / par.threads()
+    } else {
+        1
+    };
+    let task = |g: usize, att: &mut [f32], xb: &mut [f32]| {
+        let first = g * group;
+        let heads = kernels::Heads {
+            q: &q[first * hs..(first + group) * hs],
+            keys: kc,
+            values: vc,
+            stride: kv_dim,
+            rows,
+            head_size: hs,
+            kv_mul,
+            first,
+        };
+        ks.attention(&heads, att, c.seq_len, xb, sqrt_hs, jit);
+    };
+    let (att_stride, xb_stride) = (group * c.seq_len, group * hs);
+    kernels::split_pairs(par, parallel, nh / group, (att, att_stride), (out, xb_stride), &task);
+}
+
+/// [`matmul`] for a batch of `t` token rows of `x` into `t` rows of `out`,
+/// through `tmp` (the product's rows-of-`t` layout, see [`KernelSet::matmat`]).
+#[allow(clippy::too_many_arguments)] // matmul's, plus the batch's scratch and size
+fn matmat(
+    hk: &mut Hooks,
+    ks: KernelSet,
+    par: &dyn Parallel,
+    out: &mut [f32],
+    x: &[f32],
+    w: &Mat<'_>,
+    tmp: &mut [f32],
+    qx: &mut QBatch,
+    quantize: bool,
+    t: usize,
+) {
+    let (t0, rows, cols, jit) = (hk.now(), out.len() / t, x.len() / t, hk.specialiser());
+    let tmp = &mut tmp[..rows * t];
+    let tasks = if rows * cols >= PAR_MIN_WEIGHTS { par.threads() * 4 } else { 1 };
+    // Tasks start at multiples of 4 rows (see `KernelSet::matmat`).
+    match w {
+        Mat::F32(w) => kernels::split_rows(par, tmp, tasks, 4 * t, &|start, o| {
+            let (r0, nr) = (start / t, o.len() / t);
+            let w = &w[r0 * cols..(r0 + nr) * cols];
+            if !jit.is_some_and(|j| j.matmat(o, x, w, cols)) {
+                ks.matmat(o, x, w, cols);
+            }
+        }),
+        Mat::Q8(m) => {
+            if quantize {
+                qx.set(x, t);
+            }
+            let (g, (qt, st)) = (qx.groups, qx.tokens(t));
+            let n = g * crate::quant::GROUP;
+            kernels::split_rows(par, tmp, tasks, 4 * t, &|start, o| {
+                let (r0, nr) = (start / t, o.len() / t);
+                let (qw, sw) = (&m.q[r0 * n..(r0 + nr) * n], &m.scales[r0 * g..(r0 + nr) * g]);
+                if !jit.is_some_and(|j| j.q8_matmat(o, qw, sw, qt, st, g)) {
+                    ks.q8_matmat(o, qw, sw, qt, st, g);
+                }
+            })
+        }
+    }
+    kernels::untranspose(out, tmp, t);
+    let op = if matches!(w, Mat::Q8(_)) { Op::Q8Matmat { rows, cols } } else { Op::Matmat { rows, cols } };
     hk.record(op, t0);
 }

@@ -20,6 +20,11 @@ pub enum Op {
     Matmul { rows: usize, cols: usize },
     /// The same product with int8 weights.
     Q8Matmul { rows: usize, cols: usize },
+    /// `W[rows][cols]` times a batch of token vectors (the prompt, fed in
+    /// batches by [`crate::Transformer::prefill`]), f32 weights.
+    Matmat { rows: usize, cols: usize },
+    /// The same batched product with int8 weights.
+    Q8Matmat { rows: usize, cols: usize },
     /// RMSNorm over `dim` values, before attention and before the feed-forward block.
     RmsNorm { dim: usize },
     /// RoPE on q and k, heads of `head` values.
@@ -36,6 +41,8 @@ impl fmt::Display for Op {
         match self {
             Op::Matmul { rows, cols } => write!(f, "matmul {rows}x{cols}"),
             Op::Q8Matmul { rows, cols } => write!(f, "q8 matmul {rows}x{cols}"),
+            Op::Matmat { rows, cols } => write!(f, "matmat {rows}x{cols}"),
+            Op::Q8Matmat { rows, cols } => write!(f, "q8 matmat {rows}x{cols}"),
             Op::RmsNorm { dim } => write!(f, "rmsnorm {dim}"),
             Op::Rope { head } => write!(f, "rope head {head}"),
             Op::Attention { .. } => write!(f, "attention"),
@@ -141,6 +148,16 @@ pub trait Specialiser: Send + Sync {
     }
     /// Whether a checked int8 kernel for `cols` (padded) columns is installed.
     fn has_q8_matmul(&self, _cols: usize) -> bool {
+        false
+    }
+    /// Runs an installed f32 matrix-matrix kernel (see [`KernelSet::matmat`]
+    /// for the shapes); returns false (having done nothing) when there is none.
+    fn matmat(&self, _out: &mut [f32], _x: &[f32], _w: &[f32], _cols: usize) -> bool {
+        false
+    }
+    /// Runs an installed int8 matrix-matrix kernel (see
+    /// [`KernelSet::q8_matmat`]); returns false (having done nothing) when none.
+    fn q8_matmat(&self, _out: &mut [f32], _qw: &[i8], _sw: &[f32], _qx: &[i8], _sx: &[f32], _groups: usize) -> bool {
         false
     }
     /// Runs an installed RMSNorm kernel (see [`KernelSet::rmsnorm`]); false

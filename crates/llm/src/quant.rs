@@ -86,6 +86,41 @@ impl QVector {
     }
 }
 
+/// Run-time quantized activations of a batch of tokens, one [`QVector`]
+/// layout after another.
+#[derive(Debug, Clone)]
+pub struct QBatch {
+    /// `tokens * groups * GROUP` values.
+    pub q: Vec<i8>,
+    /// `tokens * groups` scales.
+    pub scales: Vec<f32>,
+    /// Groups per token.
+    pub groups: usize,
+}
+
+impl QBatch {
+    /// Room for `tokens` vectors of `n` values.
+    pub fn new(tokens: usize, n: usize) -> Self {
+        let groups = n.div_ceil(GROUP);
+        QBatch { q: vec![0; tokens * groups * GROUP], scales: vec![0.0; tokens * groups], groups }
+    }
+
+    /// Quantizes the `t` vectors of `x` (`t` rows of `n` values, `n` as given
+    /// to [`QBatch::new`]), each exactly as [`QVector::set`] would.
+    pub fn set(&mut self, x: &[f32], t: usize) {
+        let (n, padded) = (x.len() / t.max(1), self.groups * GROUP);
+        for k in 0..t {
+            let (q, s) = (&mut self.q[k * padded..(k + 1) * padded], &mut self.scales[k * self.groups..(k + 1) * self.groups]);
+            quantize_row(&x[k * n..(k + 1) * n], q, s);
+        }
+    }
+
+    /// The first `t` quantized vectors and their scales.
+    pub fn tokens(&self, t: usize) -> (&[i8], &[f32]) {
+        (&self.q[..t * self.groups * GROUP], &self.scales[..t * self.groups])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

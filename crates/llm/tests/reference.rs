@@ -31,13 +31,57 @@ fn transcript(case: &str) -> Transcript {
 }
 
 fn run(kind: KernelKind, mode: WeightMode, temp: f32, topp: f32, seed: u64, steps: usize, par: &dyn Parallel) -> Generation {
+    run_prompt(kind, mode, temp, topp, seed, steps, par, "")
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_prompt(
+    kind: KernelKind,
+    mode: WeightMode,
+    temp: f32,
+    topp: f32,
+    seed: u64,
+    steps: usize,
+    par: &dyn Parallel,
+    prompt: &str,
+) -> Generation {
     let bytes = read("stories260K.bin");
     let mut store = None;
     let ckpt = Checkpoint::parse(aligned(&bytes, &mut store)).unwrap();
     let tok = Tokenizer::parse(&read("tok512.bin"), ckpt.config.vocab_size).unwrap();
     let mut model = Transformer::new(&ckpt, KernelSet::new(kind).unwrap(), mode);
     let mut sampler = Sampler::new(temp, topp, seed);
-    generate(&mut model, &tok, &mut sampler, "", steps, par, &mut |_, _| {}).unwrap()
+    generate(&mut model, &tok, &mut sampler, prompt, steps, par, &mut |_, _| {}).unwrap()
+}
+
+/// The start of the greedy transcript fed back as a prompt: its first `k`
+/// pieces, as text, encode to its first `k` ids (checked), so run.c's greedy
+/// run with that prompt is the same run. The prompt goes through the batched
+/// prefill, so this checks it against the reference.
+#[test]
+fn greedy_transcript_with_its_own_start_as_the_prompt() {
+    let t = transcript("greedy_no_prompt_n256");
+    let tok = Tokenizer::parse(&read("tok512.bin"), 512).unwrap();
+    for k in [1, 4, 16, 17, 40, 100] {
+        let mut text = Vec::new();
+        let mut prev = 1;
+        for &id in &t.stream_ids[..k] {
+            text.extend_from_slice(tok.decode_printable(prev, id));
+            prev = id;
+        }
+        let prompt = String::from_utf8(text).unwrap();
+        let ids = tok.encode(&prompt, true, false).unwrap();
+        assert_eq!(ids[1..], t.stream_ids[..k], "the first {k} pieces do not encode back to the transcript's ids");
+        for kind in [KernelKind::Scalar, KernelKind::Sse2, KernelKind::Avx2, KernelKind::Avx512] {
+            if !available(kind) {
+                continue;
+            }
+            let g = run_prompt(kind, WeightMode::F32, 0.0, 0.9, 0, 256, &Sequential, &prompt);
+            assert_eq!(g.prefilled, k, "{} kernels", kind.name());
+            assert_eq!(g.tokens, t.stream_ids, "{} kernels, prompt of {k} tokens: ids differ", kind.name());
+            assert_eq!(g.text, t.stdout, "{} kernels, prompt of {k} tokens: stdout differs", kind.name());
+        }
+    }
 }
 
 fn check(g: &Generation, t: &Transcript) {

@@ -514,6 +514,94 @@ impl KernelSet {
             }
         }
     }
+
+    /// Matrix-matrix product for a batch of tokens:
+    /// `out[i*t + k] = Σ_j w[i*cols + j] * x[k*cols + j]`, with `t = x.len() / cols`
+    /// tokens and `rows = out.len() / t` (out is row-major over rows, one
+    /// column per token, so that a task's rows are one slice).
+    ///
+    /// The rows go by chunks of [`matmat_chunk_rows`] (a multiple of 4 that
+    /// stays in L1): each chunk is read from memory once and multiplied by every
+    /// token with [`KernelSet::matmul`], so each value has the bits the
+    /// matrix-vector product gives, provided the first row is a multiple of 4
+    /// rows into the matrix (the SSE2 set sums blocks of 4 rows; `split_rows`
+    /// with `align` a multiple of `4 * t` keeps that).
+    ///
+    /// # Panics
+    /// If `cols` is 0, `x` is not whole tokens, `out` is not whole rows of `t`,
+    /// or `w` is shorter than `rows * cols` (programming errors).
+    pub fn matmat(&self, out: &mut [f32], x: &[f32], w: &[f32], cols: usize) {
+        let (t, rows) = batch_shape(out.len(), x.len(), cols, "matmat");
+        assert!(w.len() >= rows * cols, "matmat: weight slice too short");
+        let chunk = matmat_chunk_rows(cols * 4);
+        let mut buf = [0f32; MATMAT_MAX_CHUNK];
+        for (o, wc) in out.chunks_mut(chunk * t).zip(w[..rows * cols].chunks(chunk * cols)) {
+            let r = o.len() / t;
+            for (k, xt) in x.chunks_exact(cols).enumerate() {
+                self.matmul(&mut buf[..r], xt, wc);
+                for (i, v) in buf[..r].iter().enumerate() {
+                    o[i * t + k] = *v;
+                }
+            }
+        }
+    }
+
+    /// [`KernelSet::matmat`] with int8 weights: `qx` holds `t` quantized
+    /// tokens of `n = groups * 32` values and `sx` their `t * groups` scales;
+    /// each value has the bits of [`KernelSet::q8_matmul`].
+    ///
+    /// # Panics
+    /// If the slices do not have these shapes (a programming error).
+    pub fn q8_matmat(&self, out: &mut [f32], qw: &[i8], sw: &[f32], qx: &[i8], sx: &[f32], groups: usize) {
+        let n = groups * crate::quant::GROUP;
+        let (t, rows) = batch_shape(out.len(), qx.len(), n, "q8_matmat");
+        assert!(sx.len() == t * groups && qw.len() >= rows * n && sw.len() >= rows * groups, "q8_matmat: bad shapes");
+        let chunk = matmat_chunk_rows(n);
+        let mut buf = [0f32; MATMAT_MAX_CHUNK];
+        let (qw, sw) = (&qw[..rows * n], &sw[..rows * groups]);
+        for ((o, qc), sc) in out.chunks_mut(chunk * t).zip(qw.chunks(chunk * n)).zip(sw.chunks(chunk * groups)) {
+            let r = o.len() / t;
+            for (k, (qt, st)) in qx.chunks_exact(n).zip(sx.chunks_exact(groups)).enumerate() {
+                self.q8_matmul(&mut buf[..r], qc, sc, qt, st);
+                for (i, v) in buf[..r].iter().enumerate() {
+                    o[i * t + k] = *v;
+                }
+            }
+        }
+    }
+}
+
+/// The most rows a chunk of [`KernelSet::matmat`] holds.
+pub const MATMAT_MAX_CHUNK: usize = 64;
+/// The weight bytes a chunk of [`KernelSet::matmat`] aims at (it stays in L1
+/// while every token of the batch is multiplied by it).
+const MATMAT_CHUNK_BYTES: usize = 16 * 1024;
+
+/// Rows per chunk of a batched product over rows of `row_bytes`: a multiple of
+/// 4 from 4 to [`MATMAT_MAX_CHUNK`].
+pub fn matmat_chunk_rows(row_bytes: usize) -> usize {
+    (MATMAT_CHUNK_BYTES / row_bytes.max(1)).clamp(4, MATMAT_MAX_CHUNK) & !3
+}
+
+/// `(tokens, rows)` of a batched product with `out_len` outputs and `x_len`
+/// inputs of `cols` columns.
+fn batch_shape(out_len: usize, x_len: usize, cols: usize, what: &str) -> (usize, usize) {
+    assert!(cols > 0 && x_len > 0 && x_len.is_multiple_of(cols), "{what}: x is not whole tokens of {cols} columns");
+    let t = x_len / cols;
+    assert!(out_len.is_multiple_of(t), "{what}: out is not whole rows of {t} tokens");
+    (t, out_len / t)
+}
+
+/// Transposes `src` (`rows` rows of `t` values, as [`KernelSet::matmat`]
+/// writes them) into `dst` (`t` rows of `rows` values, one per token).
+pub fn untranspose(dst: &mut [f32], src: &[f32], t: usize) {
+    let rows = src.len() / t.max(1);
+    assert!(dst.len() == rows * t && src.len() == rows * t, "untranspose: shapes differ");
+    for (k, d) in dst.chunks_exact_mut(rows).enumerate() {
+        for (i, v) in d.iter_mut().enumerate() {
+            *v = src[i * t + k];
+        }
+    }
 }
 
 /// A raw pointer to an output buffer shared by tasks that write disjoint ranges.
