@@ -1,6 +1,7 @@
 //! The JIT as the inference engine sees it: a [`Specialiser`] that, asked
 //! after the warm-up with the hottest operations, generates kernels for their
-//! shapes (f32 and int8 matrix-vector products, RMSNorm, SwiGLU, RoPE),
+//! shapes (f32 and int8 matrix-vector products, f32 matrix-matrix products
+//! for the prompt's prefill, RMSNorm, SwiGLU, RoPE, softmax),
 //! checks each one, and installs those that pass.
 //!
 //! The check, once per kernel before any use, on random inputs over several
@@ -22,7 +23,8 @@ use bareflow_llm::KernelKind;
 use bareflow_llm::kernels::KernelSet;
 use bareflow_llm::profile::{Op, OpStats, Specialiser, Trial};
 
-use crate::exec::{ExecAlloc, KernelSpec, MatvecKernel, PointwiseKernel, Program, Q8Kernel};
+use crate::exec::{ExecAlloc, KernelSpec, MatmatKernel, MatvecKernel, PointwiseKernel, Program, Q8Kernel};
+use crate::matmat::MatmatSpec;
 use crate::matvec::MatvecSpec;
 use crate::pointwise::PointwiseSpec;
 use crate::q8::{GROUP, Q8Spec};
@@ -106,6 +108,40 @@ pub fn check_matvec(k: &MatvecKernel, aot: KernelSet, rng: &mut Rng) -> Result<(
             let mag: f32 = w[row * cols..(row + 1) * cols].iter().zip(&x).map(|(a, b)| (a * b).abs()).sum();
             if (got[row] - portable[row]).abs() > 1e-4 * mag + 1e-30 || got[row].is_nan() {
                 return Err(CheckError::FarFromPortable { rows, row, jit: got[row], portable: portable[row] });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks a matrix-matrix kernel on random inputs against `aot`'s
+/// [`KernelSet::matmat`] (bit for bit) and the scalar kernel (relative error
+/// 1e-4 of the sum of magnitudes), over batches of 1 token, a full tile, a
+/// tile and a remainder of each smaller size, and row counts 1 and 5.
+pub fn check_matmat(k: &MatmatKernel, aot: KernelSet, rng: &mut Rng) -> Result<(), CheckError> {
+    let cols = k.spec().cols;
+    let tile = k.spec().tile;
+    let mut batches = alloc::vec![1, tile];
+    batches.extend((1..tile).map(|r| 2 * tile + r));
+    for (i, &t) in batches.iter().enumerate() {
+        let rows = if i % 2 == 0 { 5 } else { 1 };
+        let x = rng.vec(t * cols);
+        let w = rng.vec(rows * cols);
+        let mut got = vec![f32::NAN; rows * t];
+        k.run(&mut got, &x, &w).map_err(|e| CheckError::Call(e.into()))?;
+        let mut want = vec![0.0; rows * t];
+        aot.matmat(&mut want, &x, &w, cols);
+        let mut portable = vec![0.0; rows * t];
+        KernelSet::scalar().matmat(&mut portable, &x, &w, cols);
+        for e in 0..rows * t {
+            if got[e].to_bits() != want[e].to_bits() {
+                return Err(CheckError::NotBitExact { rows: rows * t, row: e, jit: got[e], aot: want[e] });
+            }
+            let (row, tok) = (e / t, e % t);
+            let xt = &x[tok * cols..(tok + 1) * cols];
+            let mag: f32 = w[row * cols..(row + 1) * cols].iter().zip(xt).map(|(a, b)| (a * b).abs()).sum();
+            if (got[e] - portable[e]).abs() > 1e-4 * mag + 1e-30 || got[e].is_nan() {
+                return Err(CheckError::FarFromPortable { rows: rows * t, row: e, jit: got[e], portable: portable[e] });
             }
         }
     }
@@ -259,6 +295,7 @@ fn serves(spec: &KernelSpec, op: Op) -> bool {
     match (*spec, op) {
         (KernelSpec::Matvec(m), Op::Matmul { cols, .. }) => cols == m.cols,
         (KernelSpec::Q8(q), Op::Q8Matmul { cols, .. }) => cols.div_ceil(GROUP) * GROUP == q.cols,
+        (KernelSpec::Matmat(m), Op::Matmat { cols, .. }) => cols == m.cols,
         (KernelSpec::Pointwise(PointwiseSpec::RmsNorm { dim }, _), Op::RmsNorm { dim: d }) => dim == d,
         (KernelSpec::Pointwise(PointwiseSpec::SwiGlu { n }, _), Op::SwiGlu { n: m }) => n == m,
         (KernelSpec::Pointwise(PointwiseSpec::Rope { head }, _), Op::Rope { head: h }) => head == h,
@@ -302,6 +339,7 @@ pub struct LlmJit {
     installed: Vec<MatvecKernel>,
     installed_q8: Vec<Q8Kernel>,
     installed_pointwise: Vec<PointwiseKernel>,
+    installed_matmat: Vec<MatmatKernel>,
     generated: Vec<Generated>,
     gen_ns: u64,
     place_ns: u64,
@@ -329,6 +367,7 @@ impl LlmJit {
             installed: Vec::new(),
             installed_q8: Vec::new(),
             installed_pointwise: Vec::new(),
+            installed_matmat: Vec::new(),
             generated: Vec::new(),
             gen_ns: 0,
             place_ns: 0,
@@ -370,6 +409,11 @@ impl LlmJit {
         &self.installed_pointwise
     }
 
+    /// Every matrix-matrix kernel installed and in use.
+    pub fn installed_matmat(&self) -> &[MatmatKernel] {
+        &self.installed_matmat
+    }
+
     fn pointwise(&self, spec: PointwiseSpec) -> Option<&PointwiseKernel> {
         self.installed_pointwise.iter().find(|k| *k.spec() == spec)
     }
@@ -389,6 +433,7 @@ impl LlmJit {
         // The hottest matmul shapes; several row counts share one kernel (same cols).
         let mut picked: Vec<(Op, KernelSpec, u64)> = Vec::new();
         let mut matmuls = 0;
+        let mut matmats = 0;
         for s in hot {
             // RMSNorm, SwiGLU, RoPE and softmax: small kernels, generated whenever the
             // profile saw them (or every shape is asked for), without counting
@@ -416,6 +461,20 @@ impl LlmJit {
                     continue;
                 }
                 picked.push((s.op, kspec, s.cycles));
+                continue;
+            }
+            if let Op::Matmat { cols, .. } = s.op {
+                // Only for batches that ran (a prompt), or every shape asked for.
+                // (The AVX-512 set's product is the AVX2 one: `isa` is AVX2 for both.)
+                let spec = KernelSpec::Matmat(MatmatSpec::tuned(cols, isa));
+                if isa != Isa::Avx2Fma || !(self.all || s.calls > 0) || picked.iter().any(|p| p.1 == spec) {
+                    continue;
+                }
+                if !self.all && matmats >= self.max_kernels {
+                    continue;
+                }
+                matmats += 1;
+                picked.push((s.op, spec, s.cycles));
                 continue;
             }
             let spec = match s.op {
@@ -451,6 +510,7 @@ impl LlmJit {
                 KernelSpec::Matvec(m) => prog.add_matvec(m),
                 KernelSpec::Q8(q) => prog.add_q8(q),
                 KernelSpec::Pointwise(p, pisa) => prog.add_pointwise(p, pisa),
+                KernelSpec::Matmat(m) => prog.add_matmat(m),
             };
             match r {
                 Ok(_) => ops.push((op, spec, warm)),
@@ -462,6 +522,7 @@ impl LlmJit {
         let t2 = (self.clock_ns)();
         let mut rng = Rng::new(0x005e_ed0f_u64 ^ (ks.kind() as u64));
         let (mut mv, mut q8, mut pw) = (placed.matvec.into_iter(), placed.q8.into_iter(), placed.pointwise.into_iter());
+        let mut mm = placed.matmat.into_iter();
         for (op, spec, warm) in ops {
             let (verdict, size) = match spec {
                 KernelSpec::Matvec(_) => {
@@ -479,6 +540,15 @@ impl LlmJit {
                     let size = k.code_size();
                     if v.is_ok() {
                         self.installed_q8.push(k);
+                    }
+                    (v, size)
+                }
+                KernelSpec::Matmat(_) => {
+                    let Some(k) = mm.next() else { continue };
+                    let v = check_matmat(&k, ks, &mut rng).map_err(|e| format!("{e}"));
+                    let size = k.code_size();
+                    if v.is_ok() {
+                        self.installed_matmat.push(k);
                     }
                     (v, size)
                 }
@@ -522,6 +592,13 @@ impl Specialiser for LlmJit {
 
     fn has_matmul(&self, cols: usize) -> bool {
         self.installed.iter().any(|k| k.spec().cols == cols)
+    }
+
+    fn matmat(&self, out: &mut [f32], x: &[f32], w: &[f32], cols: usize) -> bool {
+        match self.installed_matmat.iter().find(|k| k.spec().cols == cols) {
+            Some(k) => k.run(out, x, w).is_ok(),
+            None => false,
+        }
     }
 
     fn q8_matmul(&self, out: &mut [f32], qw: &[i8], sw: &[f32], qx: &[i8], sx: &[f32]) -> bool {
@@ -584,6 +661,7 @@ impl Specialiser for LlmJit {
                 let spec = g.spec;
                 self.installed.retain(|k| KernelSpec::Matvec(*k.spec()) != spec);
                 self.installed_q8.retain(|k| KernelSpec::Q8(*k.spec()) != spec);
+                self.installed_matmat.retain(|k| KernelSpec::Matmat(*k.spec()) != spec);
                 self.installed_pointwise.retain(|k| KernelSpec::Pointwise(*k.spec(), k.isa()) != spec);
                 self.log.push(format!(
                     "{}: the generated kernel ran at {ratio:.3}x the ahead-of-time one in place ({} trial tokens): removed",
@@ -599,7 +677,7 @@ impl Specialiser for LlmJit {
             out,
             "jit: {} kernels generated, {} installed; generate {:.3} ms, place (W^X) {:.3} ms, check {:.3} ms",
             self.generated.len(),
-            self.installed.len() + self.installed_q8.len() + self.installed_pointwise.len(),
+            self.installed.len() + self.installed_q8.len() + self.installed_pointwise.len() + self.installed_matmat.len(),
             g as f64 / 1e6,
             p as f64 / 1e6,
             c as f64 / 1e6
@@ -610,6 +688,7 @@ impl Specialiser for LlmJit {
             let (isa, tuning) = match k.spec {
                 KernelSpec::Matvec(m) => (m.isa.name(), format!("block {} rows, prefetch {:>5} B", m.block_rows, m.prefetch)),
                 KernelSpec::Q8(q) => ("avx2 int8", format!("block {} rows, prefetch {:>5} B", q.block_rows, q.prefetch)),
+                KernelSpec::Matmat(m) => (m.isa.name(), format!("tiles of {} tokens, 8 lanes", m.tile)),
                 KernelSpec::Pointwise(_, isa) => {
                     (isa.name(), format!("{} lanes", if isa == Isa::Avx512 { 16 } else { 8 }))
                 }

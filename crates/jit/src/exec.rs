@@ -11,6 +11,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use crate::{Isa, JitError};
+use crate::matmat::{self, MatmatSpec};
 use crate::matvec::{self, MatvecSpec};
 use crate::pointwise::{self, PointwiseSpec};
 use crate::q8::{self, Q8Spec};
@@ -85,6 +86,8 @@ pub enum KernelSpec {
     Matvec(MatvecSpec),
     /// Int8 (groups of 32) matrix-vector product.
     Q8(Q8Spec),
+    /// f32 matrix-matrix product for a batch of tokens.
+    Matmat(MatmatSpec),
     /// RMSNorm, SwiGLU, RoPE or softmax, for an instruction set (AVX2 or AVX-512).
     Pointwise(PointwiseSpec, Isa),
 }
@@ -102,6 +105,7 @@ pub struct Placed {
     pub matvec: Vec<MatvecKernel>,
     pub q8: Vec<Q8Kernel>,
     pub pointwise: Vec<PointwiseKernel>,
+    pub matmat: Vec<MatmatKernel>,
 }
 
 impl Program {
@@ -127,6 +131,13 @@ impl Program {
         let bytes = target.matvec(cols)?;
         let spec = MatvecSpec { cols, isa: Isa::Sse2, block_rows: 1, prefetch: 0 };
         Ok(self.push(KernelSpec::Matvec(spec), offset, &bytes))
+    }
+
+    /// Generates an f32 matrix-matrix kernel and appends it; returns its index.
+    pub fn add_matmat(&mut self, spec: MatmatSpec) -> Result<usize, JitError> {
+        let offset = self.pad();
+        let bytes = matmat::generate(&spec, offset as u64)?;
+        Ok(self.push(KernelSpec::Matmat(spec), offset, &bytes))
     }
 
     /// Generates an int8 matrix-vector kernel (AVX2) and appends it; returns its index.
@@ -182,6 +193,7 @@ impl Program {
                 KernelSpec::Pointwise(spec, isa) => {
                     placed.pointwise.push(Kernel { mem: mem.clone(), offset, spec, isa, size })
                 }
+                KernelSpec::Matmat(spec) => placed.matmat.push(Kernel { mem: mem.clone(), offset, spec, isa: spec.isa, size }),
             }
         }
         Ok(placed)
@@ -202,6 +214,8 @@ pub struct Kernel<S> {
 pub type MatvecKernel = Kernel<MatvecSpec>;
 /// A placed int8 matrix-vector kernel for a fixed number of columns.
 pub type Q8Kernel = Kernel<Q8Spec>;
+/// A placed matrix-matrix kernel for a fixed number of columns.
+pub type MatmatKernel = Kernel<MatmatSpec>;
 /// A placed RMSNorm, SwiGLU, RoPE or softmax kernel for a fixed length (softmax: up to one).
 pub type PointwiseKernel = Kernel<PointwiseSpec>;
 
@@ -276,6 +290,61 @@ impl MatvecKernel {
 }
 
 impl core::error::Error for ExecError {}
+
+/// Weight bytes per block of rows in [`MatmatKernel::run`]: the block stays
+/// in L2 while every tile of tokens goes over it.
+const MATMAT_BLOCK_BYTES: usize = 128 * 1024;
+
+impl MatmatKernel {
+    /// `out[i*t + k] = Σ_j w[i*cols + j] * x[k*cols + j]` for the `t = x.len() / cols`
+    /// tokens of `x` and the `out.len() / t` rows of `out`.
+    ///
+    /// The rows go by blocks of about 128 KiB of weights and, within a
+    /// block, the tokens by tiles of the kernel's tile: one call of the code
+    /// per block and tile, so that the tile's x stays in L1 and the block's
+    /// weights in L2 (the weights come from memory once per block).
+    ///
+    /// # Panics
+    /// If `x` is not whole tokens of the kernel's column count, `out` not
+    /// whole rows of `t`, or `w` holds fewer than `rows * cols` values: the
+    /// code reads and writes exactly that much (a programming error of the caller).
+    pub fn run(&self, out: &mut [f32], x: &[f32], w: &[f32]) -> Result<(), ExecError> {
+        let cols = self.spec.cols;
+        assert!(!x.is_empty() && x.len().is_multiple_of(cols), "JIT matmat made for {cols} columns called with x of {}", x.len());
+        let t = x.len() / cols;
+        assert!(out.len().is_multiple_of(t), "JIT matmat: out of {} is not whole rows of {t} tokens", out.len());
+        let rows = out.len() / t;
+        let need = rows.checked_mul(cols);
+        assert!(need.is_some_and(|n| w.len() >= n), "JIT matmat: weights shorter than {rows} rows of {cols}");
+        let block = (MATMAT_BLOCK_BYTES / (cols * 4)).max(1);
+        let tile = self.spec.tile;
+        for r0 in (0..rows).step_by(block) {
+            let nr = block.min(rows - r0);
+            for k0 in (0..t).step_by(tile) {
+                let nt = tile.min(t - k0);
+                let args = [
+                    out[r0 * t + k0..].as_mut_ptr() as u64,
+                    x[k0 * cols..].as_ptr() as u64,
+                    w[r0 * cols..].as_ptr() as u64,
+                    nr as u64,
+                    nt as u64,
+                    t as u64,
+                ];
+                // SAFETY: the code `matmat::generate` emitted for `self.spec`
+                // reads `nr * cols` floats of `w` from row r0 (r0 + nr <= rows,
+                // and w holds rows * cols), `nt * cols` of `x` from token k0
+                // (k0 + nt <= t), and writes out[(r0 + i) * t + k0 + j] for
+                // i < nr, j < nt, all below rows * t = out.len(); it touches
+                // nothing else and returns (no calls out, no stack).
+                #[allow(unsafe_code)]
+                unsafe {
+                    self.enter(args)?
+                }
+            }
+        }
+        Ok(())
+    }
+}
 
 impl Q8Kernel {
     /// `out[i] = Σ_g f32(Σ_j qw[i][g][j]·qx[g][j]) · (sw[i][g]·sx[g])` for every `i < out.len()`.

@@ -9,9 +9,11 @@
 //!   (16-lane measured slower on this memory-bound work), and the generated
 //!   code must give the set's bits. Attention's softmax is generated for the
 //!   AVX-512 set (its length grows with the position, so it is made for any
-//!   length up to the context, asserted at the call). Not generated:
-//!   matrix-matrix products (the engine decodes one token at a time and has
-//!   none).
+//!   length up to the context, asserted at the call). f32 matrix-matrix
+//!   products ([`matmat`], AVX2) for the prompt's batched prefill: tiles of
+//!   3 tokens per weight load, rows in blocks that stay in L2 (int8 ones are
+//!   not generated: the AOT int8 batch already reads each weight chunk once
+//!   per batch, and the per-token integer work is the same).
 //! - It only makes bytes. Generation ([`matvec::generate`], [`Program`]) turns
 //!   a small kernel description into x86-64 code and entry offsets; placing
 //!   the code in memory and calling it is the job of an [`ExecAlloc`] the
@@ -45,6 +47,7 @@ extern crate alloc;
 pub mod cranelift;
 pub mod engine;
 pub mod exec;
+pub mod matmat;
 pub mod matvec;
 pub mod platform;
 pub mod pointwise;
@@ -53,7 +56,10 @@ pub mod q8;
 use alloc::string::String;
 use core::fmt;
 
-pub use exec::{ExecAlloc, ExecError, ExecMemory, KernelSpec, MatvecKernel, Placed, PointwiseKernel, Program, Q8Kernel};
+pub use exec::{
+    ExecAlloc, ExecError, ExecMemory, KernelSpec, MatmatKernel, MatvecKernel, Placed, PointwiseKernel, Program, Q8Kernel,
+};
+pub use matmat::MatmatSpec;
 pub use matvec::MatvecSpec;
 pub use pointwise::PointwiseSpec;
 pub use q8::Q8Spec;

@@ -73,7 +73,10 @@ fn greedy_and_sampled_transcripts_are_unchanged_with_the_jit() {
                 KernelKind::Avx2 => 3,
                 _ => 0,
             };
-            assert!(stats.contains(&format!("{} installed", 2 + vector_ops)), "{stats}");
+            // With every shape asked for, the prefill's matrix-matrix products
+            // too (64 and 172 columns; AVX2 order only), though no prompt runs.
+            let matmat = if all && kind != KernelKind::Sse2 { 2 } else { 0 };
+            assert!(stats.contains(&format!("{} installed", 2 + vector_ops + matmat)), "{stats}");
             assert_eq!(ids, greedy, "{} warm-up {warmup}: greedy ids differ\n{stats}", kind.name());
         }
         let (ids, stats, _) = run(kind, 8, false, 1.0, 133742);
@@ -133,4 +136,48 @@ fn short_int8_rows_stay_on_the_aot_kernel_unless_every_shape_is_asked_for() {
         let has = model.hooks().specialiser().is_some_and(|j| j.has_q8_matmul(64));
         assert_eq!(has, want, "all = {all}");
     }
+}
+
+/// The greedy transcript's first 40 pieces as the prompt: its 40 positions run
+/// as batched prefill (batches of 16, 16 and 8) on generated matrix-matrix
+/// kernels, from the first batch (every shape generated before the first
+/// token) or from the second (swap after a warm-up of 16 tokens), and the
+/// story is still the reference's.
+#[test]
+fn the_prompt_prefill_on_generated_matmat_kernels_keeps_the_transcript() {
+    let greedy = stream_ids("greedy_no_prompt_n256");
+    let bytes = std::fs::read(models().join("stories260K.bin")).expect("model");
+    let mut store = None;
+    let ckpt = Checkpoint::parse(aligned(&bytes, &mut store)).expect("checkpoint");
+    let tok = Tokenizer::parse(&std::fs::read(models().join("tok512.bin")).expect("tokenizer"), ckpt.config.vocab_size)
+        .expect("tokenizer");
+    let mut prompt = Vec::new();
+    let mut prev = 1;
+    for &id in &greedy[..40] {
+        prompt.extend_from_slice(tok.decode_printable(prev, id));
+        prev = id;
+    }
+    let prompt = String::from_utf8(prompt).expect("utf-8");
+    let mut ran = 0;
+    for kind in [KernelKind::Avx2, KernelKind::Avx512] {
+        let Ok(ks) = KernelSet::new(kind) else { continue };
+        for (warmup, all) in [(0, true), (16, false)] {
+            let mut model = Transformer::new(&ckpt, ks, WeightMode::F32);
+            let jit = LlmJit::new(Box::new(HostAlloc), || 0, 4, all);
+            model.set_hooks(Hooks::new(rdtsc, warmup, Some(Box::new(jit))));
+            let mut sampler = Sampler::new(0.0, 0.9, 0);
+            let g = generate(&mut model, &tok, &mut sampler, &prompt, 256, &Sequential, &mut |_, _| {}).expect("generate");
+            let mut stats = String::new();
+            model.hooks().write_stats(&mut stats).expect("stats");
+            assert_eq!(g.prefilled, 40);
+            assert_eq!(g.tokens, greedy, "{} set, warm-up {warmup}: tokens differ\n{stats}", kind.name());
+            let matmat_kernels = stats.lines().filter(|l| l.contains("tiles of") && l.ends_with("installed")).count();
+            assert_eq!(matmat_kernels, 2, "{} set, warm-up {warmup}: a generated kernel per column count (64, 172)\n{stats}", kind.name());
+            // The batches after the swap ran on them (wq and wo: 64x64, 5 layers).
+            let after = model.hooks().profile().get(Op::Matmat { rows: 64, cols: 64 }).map_or(0, |s| s.calls);
+            assert_eq!(after, if warmup == 0 { 3 * 10 } else { 2 * 10 }, "{stats}");
+            ran += 1;
+        }
+    }
+    assert!(ran > 0 || KernelSet::new(KernelKind::Avx2).is_err());
 }

@@ -303,11 +303,17 @@ impl<'a> Transformer<'a> {
     }
 
     /// The matrix-vector products, the vector operations and the attention
-    /// of one forward call, as the profiler names them.
-    fn shapes(&self) -> [Op; 9] {
+    /// of a forward call, and the matrix-matrix products of a prefill, as the
+    /// profiler names them.
+    fn shapes(&self) -> [Op; 13] {
         let (c, q) = (self.config, self.mode == WeightMode::Q8);
         let op = |rows, cols| if q { Op::Q8Matmul { rows, cols } } else { Op::Matmul { rows, cols } };
+        let mm = |rows, cols| if q { Op::Q8Matmat { rows, cols } } else { Op::Matmat { rows, cols } };
         [
+            mm(c.dim, c.dim),
+            mm(c.kv_dim(), c.dim),
+            mm(c.hidden_dim, c.dim),
+            mm(c.dim, c.hidden_dim),
             op(c.dim, c.dim),
             op(c.kv_dim(), c.dim),
             op(c.hidden_dim, c.dim),
@@ -320,28 +326,12 @@ impl<'a> Transformer<'a> {
         ]
     }
 
-    /// The operations of one batch of [`Transformer::prefill`].
-    fn batch_shapes(&self) -> [Op; 8] {
-        let (c, q) = (self.config, self.mode == WeightMode::Q8);
-        let op = |rows, cols| if q { Op::Q8Matmat { rows, cols } } else { Op::Matmat { rows, cols } };
-        [
-            op(c.dim, c.dim),
-            op(c.kv_dim(), c.dim),
-            op(c.hidden_dim, c.dim),
-            op(c.dim, c.hidden_dim),
-            Op::RmsNorm { dim: c.dim },
-            Op::Rope { head: c.head_size() },
-            Op::SwiGlu { n: c.hidden_dim },
-            Op::Attention { seq_len: c.seq_len },
-        ]
-    }
-
     /// Runs the model on the prompt `tokens` at positions `pos..pos + tokens.len()`,
     /// filling the KV cache exactly as that many [`Transformer::forward`] calls
     /// would (same bits), but without the logits, which a prompt does not need.
     /// The tokens go in batches of [`Transformer::prefill_batch`]: each weight
     /// matrix is read once per batch (see [`KernelSet::matmat`]) instead of
-    /// once per token. Each batch counts as one forward call for the hooks.
+    /// once per token. For the hooks each batch is one call of its tokens.
     pub fn prefill(&mut self, tokens: &[u32], pos: usize, par: &dyn Parallel) -> Result<(), ForwardError> {
         let c = self.config;
         if let Some(&token) = tokens.iter().find(|&&t| t as usize >= c.vocab_size) {
@@ -368,9 +358,9 @@ impl<'a> Transformer<'a> {
     fn prefill_batch_at(&mut self, b: &mut Batch, tokens: &[u32], pos0: usize, par: &dyn Parallel) {
         let c = self.config;
         let ks = self.kernels;
-        let ops = self.batch_shapes();
-        self.hooks.token(ks, &ops);
+        let ops = self.shapes();
         let t = tokens.len();
+        self.hooks.token(ks, &ops, t);
         let (d, h, kv_dim, hs) = (c.dim, c.hidden_dim, c.kv_dim(), c.head_size());
         for (x, &tok) in b.x.chunks_exact_mut(d).zip(tokens) {
             let tok = tok as usize;
@@ -448,7 +438,7 @@ impl<'a> Transformer<'a> {
         }
         let ks = self.kernels;
         let ops = self.shapes();
-        self.hooks.token(ks, &ops);
+        self.hooks.token(ks, &ops, 1);
         let (d, kv_dim, hs) = (c.dim, c.kv_dim(), c.head_size());
         let t = token as usize;
         self.x.copy_from_slice(&self.token_embedding[t * d..(t + 1) * d]);

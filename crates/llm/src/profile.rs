@@ -237,8 +237,9 @@ impl Hooks {
         }
     }
 
-    /// Profiling with `clock` (cycles); with a `jit`, after `warmup` forward
-    /// calls the hottest operations go to it (with `warmup == 0`, before the
+    /// Profiling with `clock` (cycles); with a `jit`, once `warmup` tokens
+    /// have run (forward calls, and the tokens of prefill batches) the
+    /// hottest operations go to it (with `warmup == 0`, before the
     /// first token, with every matrix shape of the model).
     pub fn new(clock: fn() -> u64, warmup: usize, jit: Option<Box<dyn Specialiser>>) -> Self {
         Hooks { clock: Some(clock), warmup, jit, ..Self::off() }
@@ -286,9 +287,11 @@ impl Hooks {
         }
     }
 
-    /// At the start of every forward call: asks the JIT once the warm-up is over.
-    pub(crate) fn token(&mut self, kernels: KernelSet, shapes: &[Op]) {
-        if self.tokens == self.warmup
+    /// At the start of every forward call (or prefill batch) of `n` tokens:
+    /// asks the JIT once the warm-up's tokens have run. The in-place trial
+    /// counts calls.
+    pub(crate) fn token(&mut self, kernels: KernelSet, shapes: &[Op], n: usize) {
+        if self.tokens >= self.warmup
             && self.warm_profile.is_none()
             && let Some(jit) = self.jit.as_mut()
         {
@@ -316,13 +319,13 @@ impl Hooks {
                 jit.review(t);
             }
         }
-        self.tokens += 1;
+        self.tokens += n;
     }
 
     /// Writes the counters (with cycles per call before and after the swap)
     /// and the JIT's report.
     pub fn write_stats(&self, out: &mut dyn fmt::Write) -> fmt::Result {
-        writeln!(out, "jit_profile: {} forward calls, warm-up {}", self.tokens, self.warmup)?;
+        writeln!(out, "jit_profile: {} tokens, warm-up {}", self.tokens, self.warmup)?;
         if let Some(t) = &self.trial {
             writeln!(
                 out,
@@ -404,7 +407,7 @@ mod tests {
         let mut h = Hooks::new(tick, 2, Some(Box::new(rec))).with_trial(4);
         let mut jit_ran = Vec::new();
         for _ in 0..8 {
-            h.token(KernelSet::scalar(), &[]);
+            h.token(KernelSet::scalar(), &[], 1);
             jit_ran.push(h.specialiser().is_some());
             let t0 = h.now();
             h.record(Op::RmsNorm { dim: 1 }, t0);
@@ -425,7 +428,7 @@ mod tests {
         let log = rec.log.clone();
         let mut h = Hooks::new(tick, 0, Some(Box::new(rec))).with_trial(4);
         for _ in 0..6 {
-            h.token(KernelSet::scalar(), &[]);
+            h.token(KernelSet::scalar(), &[], 1);
             assert!(h.specialiser().is_some(), "the JIT is never switched off");
         }
         assert_eq!(*log.lock().expect("log"), ["specialise"]);
