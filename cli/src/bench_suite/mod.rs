@@ -471,8 +471,10 @@ fn history_row(row: &str) -> Vec<Measure> {
         }
         "jit" => {
             let kernels = last["kernels"].as_array().cloned().unwrap_or_default();
+            // The per-token kernels (the prefill's batched products have their own rows).
             let (aot, jit): (f64, f64) = kernels
                 .iter()
+                .filter(|k| !k["model"].as_str().unwrap_or("").contains("matmat"))
                 .filter_map(|k| Some((k["aot_ns"].as_f64()?, k["jit_ns"].as_f64()?)))
                 .fold((0.0, 0.0), |(a, j), (x, y)| (a + x, j + y));
             if aot > 0.0 && jit > 0.0 {

@@ -12,8 +12,8 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use bareflow_jit::platform::CodeAlloc as HostAlloc;
-use bareflow_jit::engine::{Rng, check_matvec, isa_for};
-use bareflow_jit::{MatvecKernel, MatvecSpec, Program, Q8Kernel, Q8Spec};
+use bareflow_jit::engine::{Rng, check_matmat, check_matvec, isa_for};
+use bareflow_jit::{MatmatKernel, MatmatSpec, MatvecKernel, MatvecSpec, Program, Q8Kernel, Q8Spec};
 use bareflow_llm::kernels::KernelSet;
 use bareflow_llm::r#gen::{Shape, random_checkpoint, random_tokenizer};
 
@@ -163,6 +163,49 @@ fn bench_q8(ks: KernelSet, k: &Q8Kernel, rows: usize, reps: usize) -> anyhow::Re
     Ok((best(&a), best(&j)))
 }
 
+/// Tokens per batch in the batched-product rows: the engine's prefill batch.
+const BATCH: usize = bareflow_llm::model::PREFILL_BATCH;
+
+/// The prefill's batched product: ns per call (best of `reps`) of the AOT
+/// `KernelSet::matmat` and the generated kernel, for a batch of [`BATCH`]
+/// tokens, over rotating matrices (each call reads its weights from memory once).
+fn bench_matmat(ks: KernelSet, k: &MatmatKernel, rows: usize, reps: usize) -> anyhow::Result<(f64, f64)> {
+    let cols = k.spec().cols;
+    let mut rng = Rng::new((rows * 13 + cols) as u64);
+    let per = rows * cols;
+    let copies = ((256usize << 20) / (per * 4)).max(2);
+    let w = rng.vec(per * copies);
+    let x = rng.vec(BATCH * cols);
+    let mut out = vec![0.0f32; rows * BATCH];
+    let calls = copies.max(8);
+    let (mut a, mut j) = (Vec::new(), Vec::new());
+    let mut err = None;
+    for _ in 0..reps {
+        a.push(time_calls(1, calls, |i| ks.matmat(&mut out, &x, &w[(i % copies) * per..(i % copies + 1) * per], cols)));
+        j.push(time_calls(1, calls, |i| {
+            if let Err(e) = k.run(&mut out, &x, &w[(i % copies) * per..(i % copies + 1) * per]) {
+                err = Some(e);
+            }
+        }));
+    }
+    if let Some(e) = err {
+        bail!("JIT matmat kernel {rows}x{cols} failed: {e}");
+    }
+    let best = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+    Ok((best(&a), best(&j)))
+}
+
+/// A prompt long enough for [`PROMPT_POSITIONS`] positions with the random
+/// tokenizers (`random_tokenizer`: single characters and short pieces; about
+/// 2.8 tokens a word) and short enough for the 15M context of 256.
+fn long_prompt() -> String {
+    let words = ["once", "upon", "a", "time", "there", "was", "little", "girl", "named", "lily", "she", "loved", "to", "play", "outside", "in", "the", "park"];
+    (0..60).map(|i| words[(i * 7 + i / 3) % words.len()]).collect::<Vec<_>>().join(" ")
+}
+
+/// Prompt positions the end-to-end prefill rows run (`-n`: no token is sampled).
+const PROMPT_POSITIONS: usize = 128;
+
 fn compile(specs: &[MatvecSpec]) -> anyhow::Result<Vec<MatvecKernel>> {
     let mut p = Program::new();
     for s in specs {
@@ -175,7 +218,7 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
-/// `cargo bareflow bench jit [--shapes 15M,110M] [--tokens N] [--reps R] [--no-e2e] [--no-tuning]`.
+/// `cargo bareflow bench jit [--shapes 15M,110M] [--tokens N] [--reps R] [--no-e2e] [--no-tuning] [--prompt-only]`.
 /// `bareflow bench jit-backends`: iced-x86 against Cranelift on the same
 /// kernel (`bench/jit-backends`, built on demand: it compiles Cranelift, which
 /// nothing else needs).
@@ -213,7 +256,10 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
     println!("ahead-of-time kernels: {}; JIT ISA: {}", ks.kind().name(), isa.name());
 
     // 1. Choice of register block and prefetch, by measurement, on the 15M w1 shape.
-    let tuning = !args.iter().any(|a| a == "--no-tuning");
+    // `--prompt-only`: only the generate-time table and the prompt rows.
+    let prompt_only = args.iter().any(|a| a == "--prompt-only");
+    let kshapes: &[Shape] = if prompt_only { &[] } else { &shapes };
+    let tuning = !prompt_only && !args.iter().any(|a| a == "--no-tuning");
     println!("\n[1/4] tuning (15M w1 and 110M w1 shapes, rotating over 256 MiB, ns per call, best of {reps})");
     println!("| matrix | block rows | prefetch B | JIT ns | AOT ns | AOT/JIT |");
     println!("|---|---|---|---|---|---|");
@@ -239,7 +285,7 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
     }
 
     // 2. Time to generate every kernel of each model (encoding; then placing in W^X pages and the check).
-    println!("\n[2/4] time to generate all kernels of a model: f32 and int8 products, RMSNorm, SwiGLU, RoPE, softmax (AVX-512) (median of 21)");
+    println!("\n[2/4] time to generate all kernels of a model: f32 and int8 products, the prefill's f32 batched products, RMSNorm, SwiGLU, RoPE, softmax (AVX-512) (median of 21)");
     println!("| model | kernels | code bytes | generate ms | place ms | check ms |");
     println!("|---|---|---|---|---|---|");
     let mut gen_json = Vec::new();
@@ -258,7 +304,9 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
             Some(i) => vector_specs(s).into_iter().filter(|v| v.validate(i).is_ok()).collect(),
             None => Vec::new(),
         };
-        let n_kernels = specs.len() + q8_specs.len() + vec_specs.len();
+        // The prefill's batched f32 products (AVX2 order), one per width.
+        let mm_specs: Vec<MatmatSpec> = if isa == bareflow_jit::Isa::Avx2Fma { cols.iter().map(|&c| MatmatSpec::tuned(c, isa)).collect() } else { Vec::new() };
+        let n_kernels = specs.len() + q8_specs.len() + vec_specs.len() + mm_specs.len();
         let (mut g, mut p, mut c) = (Vec::new(), Vec::new(), Vec::new());
         let mut bytes = 0;
         for _ in 0..21 {
@@ -273,6 +321,9 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
             for sp in &vec_specs {
                 prog.add_pointwise(*sp, vec_isa.context("vector kernels without an ISA")?)?;
             }
+            for sp in &mm_specs {
+                prog.add_matmat(*sp)?;
+            }
             let t1 = Instant::now();
             let placed = prog.place(&HostAlloc)?;
             let t2 = Instant::now();
@@ -285,6 +336,9 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
             }
             for k in &placed.pointwise {
                 bareflow_jit::engine::check_pointwise(k, ks, &mut rng).map_err(|e| anyhow::anyhow!("{s:?}: {e}"))?;
+            }
+            for k in &placed.matmat {
+                check_matmat(k, ks, &mut rng).map_err(|e| anyhow::anyhow!("{s:?}: {e}"))?;
             }
             let t3 = Instant::now();
             bytes = prog.code().len();
@@ -303,7 +357,7 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
     println!("| model | matrix | calls/token | AOT ns | JIT ns | AOT/JIT | JIT GB/s | JIT 128-bit (SSE2) ns |");
     println!("|---|---|---|---|---|---|---|---|");
     let mut krows = Vec::new();
-    for &s in &shapes {
+    for &s in kshapes {
         for (rows, cols, n) in matmul_shapes(s) {
             let k = compile(&[MatvecSpec::tuned(cols, isa)])?.pop().context("no kernel")?;
             let r = bench_kernel(&shape_name(s), ks, &k, rows, cols, reps)?;
@@ -343,7 +397,7 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
         println!("\nint8 weights (groups of 32), same method");
         println!("| model | matrix | AOT ns | JIT ns | AOT/JIT |");
         println!("|---|---|---|---|---|");
-        for &s in &shapes {
+        for &s in kshapes {
             for (rows, cols, _) in matmul_shapes(s) {
                 let mut p = Program::new();
                 p.add_q8(Q8Spec::tuned(cols.div_ceil(32) * 32))?;
@@ -351,6 +405,24 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
                 let (a, j) = bench_q8(ks, &k, rows, reps)?;
                 println!("| {} | {rows}x{cols} | {a:.0} | {j:.0} | {:.2}x |", shape_name(s), a / j);
                 krows.push(KernelRow { model: format!("{} int8", shape_name(s)), rows, cols, aot_ns: a, jit_ns: j, gbs: 0.0 });
+            }
+        }
+    }
+
+    if isa == bareflow_jit::Isa::Avx2Fma {
+        println!("\nbatched products (the prompt's prefill), {BATCH} tokens a call, f32, same method");
+        println!("| model | matrix | AOT ns | JIT ns | AOT/JIT | JIT GFLOP/s |");
+        println!("|---|---|---|---|---|---|");
+        for &s in kshapes {
+            // (The classifier does not run in the prefill.)
+            for (rows, cols, _) in matmul_shapes(s).into_iter().filter(|e| e.0 != s.config().vocab_size) {
+                let mut p = Program::new();
+                p.add_matmat(MatmatSpec::tuned(cols, isa))?;
+                let k = p.place(&HostAlloc)?.matmat.pop().context("no kernel")?;
+                let (a, j) = bench_matmat(ks, &k, rows, reps)?;
+                let gflops = 2.0 * (rows * cols * BATCH) as f64 / j;
+                println!("| {} | {rows}x{cols} | {a:.0} | {j:.0} | {:.2}x | {gflops:.1} |", shape_name(s), a / j);
+                krows.push(KernelRow { model: format!("{} matmat x{BATCH}", shape_name(s)), rows, cols, aot_ns: a, jit_ns: j, gbs: 0.0 });
             }
         }
     }
@@ -365,7 +437,7 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
         .into_iter()
         .filter_map(|k| Some((KernelSet::new(k).ok()?, bareflow_jit::engine::pointwise_isa_for(k)?)))
         .collect();
-    for &s in &shapes {
+    for &s in kshapes {
         let c = s.config();
         for (aot, visa) in vec_sets.iter().copied() {
             for spec in vector_specs(s).into_iter().filter(|v| v.validate(visa).is_ok()) {
@@ -483,7 +555,7 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
         }
         println!("| model | weights | threads | AOT tok/s | JIT tok/s | JIT/AOT | same text | C -O3 -ffast-math tok/s |");
         println!("|---|---|---|---|---|---|---|---|");
-        for &s in &shapes {
+        for &s in kshapes {
             let name = shape_name(s);
             let ckpt = work.join(format!("{name}.bin"));
             let tok = work.join(format!("{name}.tok"));
@@ -530,6 +602,52 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
                 e2e.push(format!("{{\"model\":\"{name}\",\"weights\":\"{wname}\",\"threads\":{t},\"aot_tok_s\":{a:.2},\"jit_tok_s\":{j:.2},\"same_text\":{same}}}"));
             }
         }
+
+        // The prompt: {PROMPT_POSITIONS} positions of a long prompt, fed one by
+        // one (run.c's way, and the C baseline's speed), batched with the AOT
+        // kernels, and batched with `--jit on` (the swap after the warm-up's
+        // 8 tokens, then the in-place trial: batches on both sides).
+        println!("\nend to end, the prompt: {PROMPT_POSITIONS} prompt positions (prefill), one thread, f32, {reps} rounds alternated, prompt tok/s");
+        println!("| model | one by one (--prefill 1) | batched, AOT | batched, JIT on | JIT/AOT batched | batched AOT/one by one | same text | C tok/s |");
+        println!("|---|---|---|---|---|---|---|---|");
+        let prompt = long_prompt();
+        for &s in &shapes {
+            let name = shape_name(s);
+            let ckpt = work.join(format!("{name}.bin"));
+            let tok = work.join(format!("{name}.tok"));
+            let (mut one, mut a, mut j, mut cv) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let mut same = true;
+            for _ in 0..reps {
+                let out = Command::new(&c_bin).arg(&ckpt).arg(PROMPT_POSITIONS.to_string()).output()?;
+                let err = String::from_utf8_lossy(&out.stderr);
+                if let Some(v) = err.lines().find_map(|l| l.strip_prefix("achieved tok/s: ")).and_then(|v| v.trim().parse::<f64>().ok()) {
+                    cv.push(v);
+                }
+                let mut outs = Vec::new();
+                for (batch, mode) in [("1", "off"), ("16", "off"), ("16", "on")] {
+                    let mut cmd = Command::new(&bin);
+                    cmd.arg(&ckpt).arg("-z").arg(&tok).args(["-t", "0", "-n", &PROMPT_POSITIONS.to_string(), "-i", &prompt]);
+                    cmd.args(["--threads", "1", "--jit", mode, "--prefill", batch, "--kernels", ks.kind().name()]);
+                    let out = cmd.output().with_context(|| format!("running llm --prefill {batch} --jit {mode}"))?;
+                    let err = String::from_utf8_lossy(&out.stderr).to_string();
+                    let (n, v) = parse_prompt_line(&err).with_context(|| format!("llm --prefill {batch} --jit {mode} printed no prompt line: {err}"))?;
+                    if n != PROMPT_POSITIONS {
+                        bail!("the prompt ran {n} positions, not {PROMPT_POSITIONS}: make `long_prompt` longer");
+                    }
+                    match (batch, mode) {
+                        ("1", _) => one.push(v),
+                        (_, "off") => a.push(v),
+                        _ => j.push(v),
+                    }
+                    outs.push(out.stdout);
+                }
+                same &= outs.iter().all(|o| *o == outs[0]);
+            }
+            let (one, a, j) = (median(&mut one), median(&mut a), median(&mut j));
+            let c = if cv.is_empty() { "-".to_string() } else { format!("{:.1}", median(&mut cv)) };
+            println!("| {name} | {one:.1} | {a:.1} | {j:.1} | {:.2}x | {:.2}x | {} | {c} |", j / a, a / one, if same { "yes" } else { "NO" });
+            e2e.push(format!("{{\"model\":\"{name}\",\"weights\":\"f32\",\"threads\":1,\"prompt_positions\":{PROMPT_POSITIONS},\"one_by_one_tok_s\":{one:.2},\"aot_tok_s\":{a:.2},\"jit_tok_s\":{j:.2},\"same_text\":{same}}}"));
+        }
     }
 
     let kj: Vec<String> = krows
@@ -550,4 +668,24 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
     std::fs::OpenOptions::new().create(true).append(true).open(hist.join("jit.jsonl"))?.write_all(line.as_bytes())?;
     println!("\nappended to bench/history/jit.jsonl");
     Ok(0)
+}
+
+/// `(positions, tok/s)` from apps/llm's `prompt: N tokens in X ms, Y tok/s (batches of B)`.
+fn parse_prompt_line(stderr: &str) -> Option<(usize, f64)> {
+    let mut parts = stderr.lines().find_map(|l| l.strip_prefix("prompt: "))?.split(", ");
+    let n = parts.next()?.split_whitespace().next()?.parse().ok()?;
+    let v = parts.next()?.split_whitespace().next()?.parse().ok()?;
+    Some((n, v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_prompt_line_is_parsed() {
+        let e = "x\nprompt: 128 tokens in 212.500 ms, 602.4 tok/s (batches of 16)\nachieved tok/s: 3.0\n";
+        assert_eq!(parse_prompt_line(e), Some((128, 602.4)));
+        assert_eq!(parse_prompt_line("achieved tok/s: 3.0"), None);
+    }
 }

@@ -383,7 +383,7 @@ impl<'a> Transformer<'a> {
             matmat(hk, ks, par, vv, xb, &layer.wv, tmp, &mut b.qdim, false, t);
             let loff = l * c.seq_len * kv_dim;
             for k in 0..t {
-                let t0 = hk.now();
+                let t0 = hk.start(Op::Rope { head: hs });
                 let r = &b.rope[k * half..(k + 1) * half];
                 let cs = r.as_flattened();
                 for v in [&mut q[k * d..(k + 1) * d], &mut kk[k * kv_dim..(k + 1) * kv_dim]] {
@@ -399,7 +399,7 @@ impl<'a> Transformer<'a> {
             // Token k attends to positions 0..=pos0+k: the rows the batch wrote
             // past it are not read.
             for k in 0..t {
-                let t0 = hk.now();
+                let t0 = hk.start(Op::Attention { seq_len: c.seq_len });
                 let qk = &q[k * d..(k + 1) * d];
                 let xk = &mut xb[k * d..(k + 1) * d];
                 attend(ks, par, hk.specialiser(), &c, qk, &self.key_cache, &self.value_cache, loff, pos0 + k, sqrt_hs, &mut self.att, xk);
@@ -413,7 +413,7 @@ impl<'a> Transformer<'a> {
             matmat(hk, ks, par, hb, xb, &layer.w1, tmp, &mut b.qdim, true, t);
             matmat(hk, ks, par, hb2, xb, &layer.w3, tmp, &mut b.qdim, false, t);
             for (a, g) in hb.chunks_exact_mut(h).zip(hb2.chunks_exact(h)) {
-                let t0 = hk.now();
+                let t0 = hk.start(Op::SwiGlu { n: h });
                 if !hk.specialiser().is_some_and(|j| j.swiglu(a, g)) {
                     ks.swiglu(a, g);
                 }
@@ -447,7 +447,7 @@ impl<'a> Transformer<'a> {
         let sqrt_hs = libm::sqrtf(hs as f32);
 
         for (l, layer) in self.layers.iter().enumerate() {
-            let t0 = self.hooks.now();
+            let t0 = self.hooks.start(Op::RmsNorm { dim: d });
             if !self.hooks.specialiser().is_some_and(|j| j.rmsnorm(&mut self.xb, &self.x, layer.rms_att)) {
                 ks.rmsnorm(&mut self.xb, &self.x, layer.rms_att);
             }
@@ -455,7 +455,7 @@ impl<'a> Transformer<'a> {
             matmul(&mut self.hooks, ks, par, &mut self.q, &self.xb, &layer.wq, &mut self.qdim, true);
             matmul(&mut self.hooks, ks, par, &mut self.k, &self.xb, &layer.wk, &mut self.qdim, false);
             matmul(&mut self.hooks, ks, par, &mut self.v, &self.xb, &layer.wv, &mut self.qdim, false);
-            let t0 = self.hooks.now();
+            let t0 = self.hooks.start(Op::Rope { head: hs });
             let cs = self.rope.as_flattened();
             for v in [&mut self.q, &mut self.k] {
                 if !self.hooks.specialiser().is_some_and(|j| j.rope(v, cs)) {
@@ -468,7 +468,7 @@ impl<'a> Transformer<'a> {
             self.key_cache[at..at + kv_dim].copy_from_slice(&self.k);
             self.value_cache[at..at + kv_dim].copy_from_slice(&self.v);
 
-            let t0 = self.hooks.now();
+            let t0 = self.hooks.start(Op::Attention { seq_len: c.seq_len });
             let jit = self.hooks.specialiser();
             attend(ks, par, jit, &c, &self.q, &self.key_cache, &self.value_cache, loff, pos, sqrt_hs, &mut self.att, &mut self.xb);
             self.hooks.record(Op::Attention { seq_len: c.seq_len }, t0);
@@ -477,14 +477,14 @@ impl<'a> Transformer<'a> {
                 *x += y;
             }
 
-            let t0 = self.hooks.now();
+            let t0 = self.hooks.start(Op::RmsNorm { dim: d });
             if !self.hooks.specialiser().is_some_and(|j| j.rmsnorm(&mut self.xb, &self.x, layer.rms_ffn)) {
                 ks.rmsnorm(&mut self.xb, &self.x, layer.rms_ffn);
             }
             self.hooks.record(Op::RmsNorm { dim: d }, t0);
             matmul(&mut self.hooks, ks, par, &mut self.hb, &self.xb, &layer.w1, &mut self.qdim, true);
             matmul(&mut self.hooks, ks, par, &mut self.hb2, &self.xb, &layer.w3, &mut self.qdim, false);
-            let t0 = self.hooks.now();
+            let t0 = self.hooks.start(Op::SwiGlu { n: c.hidden_dim });
             if !self.hooks.specialiser().is_some_and(|j| j.swiglu(&mut self.hb, &self.hb2)) {
                 ks.swiglu(&mut self.hb, &self.hb2);
             }
@@ -514,7 +514,10 @@ fn matmul(
     qx: &mut QVector,
     quantize: bool,
 ) {
-    let (t0, rows, cols, jit) = (hk.now(), out.len(), x.len(), hk.specialiser());
+    let (rows, cols) = (out.len(), x.len());
+    let op = if matches!(w, Mat::Q8(_)) { Op::Q8Matmul { rows, cols } } else { Op::Matmul { rows, cols } };
+    let t0 = hk.start(op);
+    let jit = hk.specialiser();
     let weights = out.len() * x.len();
     let tasks = if weights >= PAR_MIN_WEIGHTS { par.threads() * 4 } else { 1 };
     match w {
@@ -540,7 +543,6 @@ fn matmul(
             })
         }
     }
-    let op = if matches!(w, Mat::Q8(_)) { Op::Q8Matmul { rows, cols } } else { Op::Matmul { rows, cols } };
     hk.record(op, t0);
 }
 
@@ -557,7 +559,7 @@ fn rope_angles(rope: &mut [[f32; 2]], pos: usize, hs: usize) {
 /// RMSNorm of each of the `x.len() / dim` token rows of `x` into `o`.
 fn rmsnorm_rows(hk: &mut Hooks, ks: KernelSet, o: &mut [f32], x: &[f32], w: &[f32], dim: usize) {
     for (o, x) in o.chunks_exact_mut(dim).zip(x.chunks_exact(dim)) {
-        let t0 = hk.now();
+        let t0 = hk.start(Op::RmsNorm { dim });
         if !hk.specialiser().is_some_and(|j| j.rmsnorm(o, x, w)) {
             ks.rmsnorm(o, x, w);
         }
@@ -629,7 +631,10 @@ fn matmat(
     quantize: bool,
     t: usize,
 ) {
-    let (t0, rows, cols, jit) = (hk.now(), out.len() / t, x.len() / t, hk.specialiser());
+    let (rows, cols) = (out.len() / t, x.len() / t);
+    let op = if matches!(w, Mat::Q8(_)) { Op::Q8Matmat { rows, cols } } else { Op::Matmat { rows, cols } };
+    let t0 = hk.start(op);
+    let jit = hk.specialiser();
     let tmp = &mut tmp[..rows * t];
     let tasks = if rows * cols >= PAR_MIN_WEIGHTS { par.threads() * 4 } else { 1 };
     // Tasks start at multiples of 4 rows (see `KernelSet::matmat`).
@@ -657,6 +662,5 @@ fn matmat(
         }
     }
     kernels::untranspose(out, tmp, t);
-    let op = if matches!(w, Mat::Q8(_)) { Op::Q8Matmat { rows, cols } } else { Op::Matmat { rows, cols } };
     hk.record(op, t0);
 }

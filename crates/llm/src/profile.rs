@@ -114,21 +114,42 @@ impl Profile {
     }
 }
 
-/// Which kernels run each token of the in-place trial: ahead-of-time (false)
-/// or generated (true), in ABBA order so that a cost that grows with the
-/// position (attention) favours neither side.
+/// Which kernels the `k`-th call of an op runs in the in-place trial:
+/// ahead-of-time (false) or generated (true), in ABBA order over that op's
+/// calls, so that a cost that grows from call to call (attention, with the
+/// position) favours neither side.
 fn trial_side(k: usize) -> bool {
     matches!(k % 4, 1 | 2)
 }
 
-/// The in-place trial after the swap: the counters of the tokens run on the
-/// ahead-of-time kernels and of those run on the generated ones.
+/// The in-place trial after the swap: the counters of the op calls run on the
+/// ahead-of-time kernels and of those run on the generated ones (each op
+/// alternates between them, call by call).
 #[derive(Debug, Clone, Default)]
 pub struct Trial {
     pub aot: Profile,
     pub jit: Profile,
     /// Trial tokens run so far.
     pub tokens: usize,
+    /// Calls of each op so far (the side of its next call).
+    calls: Vec<(Op, usize)>,
+}
+
+impl Trial {
+    /// Counts a call of `op` and says whether it runs the generated kernel.
+    fn next_side(&mut self, op: Op) -> bool {
+        let k = match self.calls.iter_mut().find(|c| c.0 == op) {
+            Some(c) => {
+                c.1 += 1;
+                c.1 - 1
+            }
+            None => {
+                self.calls.push((op, 1));
+                0
+            }
+        };
+        trial_side(k)
+    }
 }
 
 /// A source of generated kernels (implemented by `bareflow-jit`).
@@ -199,7 +220,9 @@ pub struct Hooks {
     trial_tokens: usize,
     /// The trial, running or done.
     trial: Option<Trial>,
-    /// False during the trial's ahead-of-time tokens: [`Hooks::specialiser`]
+    /// Whether the trial is running.
+    in_trial: bool,
+    /// False during the trial's ahead-of-time op calls: [`Hooks::specialiser`]
     /// then answers `None`, so the engine runs its own kernels.
     jit_on: bool,
 }
@@ -233,6 +256,7 @@ impl Hooks {
             jit: None,
             trial_tokens: 0,
             trial: None,
+            in_trial: false,
             jit_on: true,
         }
     }
@@ -245,10 +269,11 @@ impl Hooks {
         Hooks { clock: Some(clock), warmup, jit, ..Self::off() }
     }
 
-    /// After the swap, runs `tokens` forward calls as an in-place trial
-    /// (ahead-of-time and generated kernels alternated, ABBA), then lets the
-    /// JIT remove what was slower (see [`Specialiser::review`]). Not with a
-    /// warm-up of 0 (`--jit only` wants every shape generated).
+    /// After the swap, runs `tokens` tokens (forward calls, and the tokens of
+    /// prefill batches; at least one call) as an in-place trial: each op's
+    /// calls alternate the ahead-of-time and the generated kernel, ABBA. Then
+    /// the JIT removes what was slower (see [`Specialiser::review`]). Not with
+    /// a warm-up of 0 (`--jit only` wants every shape generated).
     pub fn with_trial(mut self, tokens: usize) -> Self {
         self.trial_tokens = tokens;
         self
@@ -280,16 +305,37 @@ impl Hooks {
         self.clock.map_or(0, |c| c())
     }
 
+    /// At the start of a call of `op`: during the trial, picks its side
+    /// (what [`Hooks::specialiser`] answers until [`Hooks::record`]); returns
+    /// the clock.
+    #[inline]
+    pub(crate) fn start(&mut self, op: Op) -> u64 {
+        if self.in_trial
+            && let Some(t) = self.trial.as_mut()
+        {
+            self.jit_on = t.next_side(op);
+        }
+        self.now()
+    }
+
+    /// At the end of a call of `op` that started at `since`: counts it (in
+    /// the trial, on its side).
     #[inline]
     pub(crate) fn record(&mut self, op: Op, since: u64) {
         if let Some(c) = self.clock {
-            self.profile.add(op, c().wrapping_sub(since));
+            let cycles = c().wrapping_sub(since);
+            match self.trial.as_mut().filter(|_| self.in_trial) {
+                Some(t) if self.jit_on => t.jit.add(op, cycles),
+                Some(t) => t.aot.add(op, cycles),
+                None => self.profile.add(op, cycles),
+            }
         }
+        self.jit_on = true;
     }
 
     /// At the start of every forward call (or prefill batch) of `n` tokens:
-    /// asks the JIT once the warm-up's tokens have run. The in-place trial
-    /// counts calls.
+    /// asks the JIT once the warm-up's tokens have run; ends the trial once
+    /// its tokens have run.
     pub(crate) fn token(&mut self, kernels: KernelSet, shapes: &[Op], n: usize) {
         if self.tokens >= self.warmup
             && self.warm_profile.is_none()
@@ -305,19 +351,21 @@ impl Hooks {
             self.warm_profile = Some(core::mem::take(&mut self.profile));
             if self.trial_tokens > 0 && self.warmup > 0 {
                 self.trial = Some(Trial::default());
-                self.jit_on = trial_side(0);
+                self.in_trial = true;
             }
-        } else if let Some(t) = self.trial.as_mut().filter(|t| t.tokens < self.trial_tokens) {
-            // The token that just ran was a trial token: its counters go to its side.
-            let ran = core::mem::take(&mut self.profile);
-            if trial_side(t.tokens) { t.jit.merge(&ran) } else { t.aot.merge(&ran) }
-            t.tokens += 1;
-            self.jit_on = t.tokens == self.trial_tokens || trial_side(t.tokens);
-            if t.tokens == self.trial_tokens
-                && let Some(jit) = self.jit.as_mut()
-            {
+        } else if self.in_trial
+            && let Some(t) = self.trial.as_mut()
+            && t.tokens >= self.trial_tokens
+        {
+            self.in_trial = false;
+            if let Some(jit) = self.jit.as_mut() {
                 jit.review(t);
             }
+        }
+        if self.in_trial
+            && let Some(t) = self.trial.as_mut()
+        {
+            t.tokens += n;
         }
         self.tokens += n;
     }
@@ -329,7 +377,7 @@ impl Hooks {
         if let Some(t) = &self.trial {
             writeln!(
                 out,
-                "  in-place trial after the swap: {} tokens, ahead-of-time and generated kernels alternated (ABBA); \"in place\" = AOT/JIT cycles per call there",
+                "  in-place trial after the swap: {} tokens, each op's calls alternating ahead-of-time and generated kernels (ABBA); \"in place\" = AOT/JIT cycles per call there",
                 t.tokens
             )?;
         }
@@ -401,25 +449,51 @@ mod tests {
     }
 
     #[test]
-    fn the_trial_alternates_aot_and_jit_tokens_abba_then_asks_for_a_review() {
+    fn the_trial_alternates_each_ops_calls_abba_then_asks_for_a_review() {
         let rec = Recorder::default();
         let log = rec.log.clone();
         let mut h = Hooks::new(tick, 2, Some(Box::new(rec))).with_trial(4);
         let mut jit_ran = Vec::new();
+        let (norm, rope) = (Op::RmsNorm { dim: 1 }, Op::Rope { head: 2 });
         for _ in 0..8 {
             h.token(KernelSet::scalar(), &[], 1);
-            jit_ran.push(h.specialiser().is_some());
-            let t0 = h.now();
-            h.record(Op::RmsNorm { dim: 1 }, t0);
+            // Two calls of one op and one of another per token.
+            for op in [norm, rope, norm] {
+                let t0 = h.start(op);
+                jit_ran.push(h.specialiser().is_some());
+                h.record(op, t0);
+            }
         }
-        // Swap at token 2; trial tokens 2..6 run AOT, JIT, JIT, AOT (the
-        // engine sees no JIT on the AOT ones); then the review, with two
-        // calls on each side, and the JIT stays on.
-        assert_eq!(jit_ran, [true, true, false, true, true, false, true, true]);
-        assert_eq!(*log.lock().expect("log"), ["specialise", "review 4 Some(2) Some(2)"]);
-        assert_eq!(h.trial().map(|t| t.tokens), Some(4));
+        // Swap at token 2; in trial tokens 2..6 the RMSNorm calls run AOT,
+        // JIT, JIT, AOT, AOT, JIT, JIT, AOT and the RoPE calls AOT, JIT, JIT,
+        // AOT (the engine sees no JIT on the AOT ones); then the review, and
+        // the JIT stays on.
+        let t = [true, true, true];
+        let trial = [[false, false, true], [true, true, false], [false, true, true], [true, false, false]];
+        let want: Vec<bool> = [t, t].into_iter().chain(trial).chain([t, t]).flatten().collect();
+        assert_eq!(jit_ran, want);
+        assert_eq!(*log.lock().expect("log"), ["specialise", "review 4 Some(4) Some(4)"]);
+        let tr = h.trial().expect("a trial");
+        assert_eq!((tr.aot.get(rope).map(|s| s.calls), tr.jit.get(rope).map(|s| s.calls)), (Some(2), Some(2)));
         // After the trial, the profile counts the tokens since it ended (6 and 7).
-        assert_eq!(h.profile().get(Op::RmsNorm { dim: 1 }).map(|s| s.calls), Some(2));
+        assert_eq!(h.profile().get(norm).map(|s| s.calls), Some(4));
+    }
+
+    #[test]
+    fn a_prefill_batch_counts_its_tokens_for_the_warm_up_and_the_trial() {
+        let rec = Recorder::default();
+        let log = rec.log.clone();
+        let mut h = Hooks::new(tick, 8, Some(Box::new(rec))).with_trial(8);
+        let norm = Op::RmsNorm { dim: 1 };
+        // A batch of 16 (the warm-up), a batch of 16 (the trial, both sides), then tokens.
+        for n in [16, 16, 1, 1] {
+            h.token(KernelSet::scalar(), &[], n);
+            for _ in 0..n {
+                let t0 = h.start(norm);
+                h.record(norm, t0);
+            }
+        }
+        assert_eq!(*log.lock().expect("log"), ["specialise", "review 16 Some(8) Some(8)"]);
     }
 
     #[test]
