@@ -388,6 +388,33 @@ fn cases() -> Vec<Case> {
         // The default run samples at temperature 1 with a clock seed, so the
         // words differ per boot: check that a story of several sentences came out.
         Case { mem: "256M", check: Some(a_story_came_out), ..case("llm-default-story", "llm", &[], 0, &["achieved tok/s"]) },
+        // The greedy transcript's first 40 pieces as the prompt: they run as the
+        // batched prefill (16 + 16 + 8), and the story is still run.c's.
+        Case {
+            repo_files: vec![("models/stories260K.bin", "stories260K.bin"), ("models/tok512.bin", "tok512.bin")],
+            mem: "256M",
+            check: Some(llm_matches_greedy_reference),
+            ..case(
+                "llm-prompt-prefill-image",
+                "llm",
+                &["stories260K.bin", "-z", "tok512.bin", "-t", "0.0", "-n", "256", "-i", PREFILL_PROMPT],
+                0,
+                &["prompt: 40 tokens in", "(batches of 16)"],
+            )
+        },
+        // The same with the JIT: generated matrix-matrix kernels for the batches.
+        Case {
+            repo_files: vec![("models/stories260K.bin", "stories260K.bin"), ("models/tok512.bin", "tok512.bin")],
+            mem: "256M",
+            check: Some(llm_matches_greedy_reference),
+            ..case(
+                "llm-prompt-prefill-jit-image",
+                "llm",
+                &["stories260K.bin", "-z", "tok512.bin", "-t", "0.0", "-n", "256", "-i", PREFILL_PROMPT, "--jit", "only"],
+                0,
+                &["prompt: 40 tokens in"],
+            )
+        },
         // Issue 7: generated kernels in the image's W^X pages for every shape (`only` fails if one is missing).
         Case {
             repo_files: vec![("models/stories260K.bin", "stories260K.bin"), ("models/tok512.bin", "tok512.bin")],
@@ -607,12 +634,21 @@ fn has_symbolized_frame(out: &str) -> Result<(), String> {
     if ok { Ok(()) } else { Err("no symbolized backtrace line (`  #N 0x... <symbol+0xoff>`)".into()) }
 }
 
+/// The first 40 pieces of run.c's greedy stories260K transcript (they encode
+/// back to its first 40 ids: see crates/llm/tests/reference.rs).
+const PREFILL_PROMPT: &str = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, r";
+
 /// The guest's output, less the `achieved tok/s` line, equals reference transcript `name` (less its command line).
 fn llm_matches_reference(out: &str, name: &str) -> Result<(), String> {
     let path = bareflow_cli::root::repo_root().join("models/reference").join(name);
     let reference = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let want: String = reference.lines().skip(1).map(|l| format!("{l}\n")).collect();
-    let got: String = out.lines().filter(|l| !l.starts_with("achieved tok/s")).map(|l| format!("{l}\n")).collect();
+    // (Less the `prompt: N tokens in ...` line too, when a prompt was given.)
+    let got: String = out
+        .lines()
+        .filter(|l| !l.starts_with("achieved tok/s") && !(l.starts_with("prompt: ") && l.ends_with(')')))
+        .map(|l| format!("{l}\n"))
+        .collect();
     if got == want {
         Ok(())
     } else {
