@@ -30,12 +30,11 @@
 //! here has AVX-512 to test it on.) The code touches only caller-saved
 //! registers, has no calls and no stack, reads `w[..rows*cols]` and
 //! `x[..tokens*cols]`, and writes `out[i*stride..][..tokens]` for `i < rows` only.
-use alloc::string::ToString;
 use alloc::vec::Vec;
 
 use iced_x86::code_asm::*;
 
-use crate::matvec::MAX_COLS;
+use crate::matvec::{MAX_COLS, XMM, YMM, enc, hsum256};
 use crate::{Isa, JitError};
 
 /// What to generate.
@@ -81,17 +80,6 @@ impl MatmatSpec {
         }
         Ok(())
     }
-}
-
-const YMM: [AsmRegisterYmm; 16] = [
-    ymm0, ymm1, ymm2, ymm3, ymm4, ymm5, ymm6, ymm7, ymm8, ymm9, ymm10, ymm11, ymm12, ymm13, ymm14, ymm15,
-];
-const XMM: [AsmRegisterXmm; 16] = [
-    xmm0, xmm1, xmm2, xmm3, xmm4, xmm5, xmm6, xmm7, xmm8, xmm9, xmm10, xmm11, xmm12, xmm13, xmm14, xmm15,
-];
-
-fn enc(e: IcedError) -> JitError {
-    JitError::Encoder(e.to_string())
 }
 
 /// Generates the kernel for `spec`, to be placed at address `ip`.
@@ -196,12 +184,7 @@ fn tile(a: &mut CodeAssembler, s: &MatmatSpec, n: usize) -> Result<(), IcedError
     }
     for t in 0..n {
         let v = XMM[4 * t];
-        a.vextractf128(tmp, acc(t, 0), 1)?;
-        a.vaddps(v, v, tmp)?;
-        a.vmovhlps(tmp, v, v)?;
-        a.vaddps(v, v, tmp)?;
-        a.vmovshdup(tmp, v)?;
-        a.vaddss(v, v, tmp)?;
+        hsum256(a, v, acc(t, 0), tmp)?;
         for c in n8..cols {
             a.vmovss(tmp, dword_ptr(rdx + c * 4))?;
             a.vmulss(tmp, tmp, dword_ptr(r10 + (t * xb + c * 4)))?;

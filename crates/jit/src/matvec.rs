@@ -97,14 +97,14 @@ impl MatvecSpec {
     }
 }
 
-const YMM: [AsmRegisterYmm; 16] = [
+pub(crate) const YMM: [AsmRegisterYmm; 16] = [
     ymm0, ymm1, ymm2, ymm3, ymm4, ymm5, ymm6, ymm7, ymm8, ymm9, ymm10, ymm11, ymm12, ymm13, ymm14, ymm15,
 ];
-const XMM: [AsmRegisterXmm; 16] = [
+pub(crate) const XMM: [AsmRegisterXmm; 16] = [
     xmm0, xmm1, xmm2, xmm3, xmm4, xmm5, xmm6, xmm7, xmm8, xmm9, xmm10, xmm11, xmm12, xmm13, xmm14, xmm15,
 ];
 
-fn enc(e: IcedError) -> JitError {
+pub(crate) fn enc(e: IcedError) -> JitError {
     JitError::Encoder(e.to_string())
 }
 
@@ -217,12 +217,7 @@ fn block_avx2(a: &mut CodeAssembler, s: &MatvecSpec, rows: usize) -> Result<(), 
     }
     for row in 0..rows {
         let v = XMM[4 * row];
-        a.vextractf128(t, acc(row, 0), 1)?;
-        a.vaddps(v, v, t)?;
-        a.vmovhlps(t, v, v)?;
-        a.vaddps(v, v, t)?;
-        a.vmovshdup(t, v)?;
-        a.vaddss(v, v, t)?;
+        hsum256(a, v, acc(row, 0), t)?;
         for c in n8..n {
             a.vmovss(t, dword_ptr(rdx + (row * n * 4 + c * 4)))?;
             a.vmulss(t, t, dword_ptr(rsi + c * 4))?;
@@ -231,6 +226,17 @@ fn block_avx2(a: &mut CodeAssembler, s: &MatvecSpec, rows: usize) -> Result<(), 
         a.vmovss(dword_ptr(rdi + row * 4), v)?;
     }
     Ok(())
+}
+
+/// `v` (the low half of `acc`) = `hsum256(acc)` as `dot_avx2` sums it:
+/// `((l+h) + movehl) + lane 1`; `t` is clobbered.
+pub(crate) fn hsum256(a: &mut CodeAssembler, v: AsmRegisterXmm, acc: AsmRegisterYmm, t: AsmRegisterXmm) -> Result<(), IcedError> {
+    a.vextractf128(t, acc, 1)?;
+    a.vaddps(v, v, t)?;
+    a.vmovhlps(t, v, v)?;
+    a.vaddps(v, v, t)?;
+    a.vmovshdup(t, v)?;
+    a.vaddss(v, v, t)
 }
 
 fn block_sse2(a: &mut CodeAssembler, s: &MatvecSpec, rows: usize) -> Result<(), IcedError> {
