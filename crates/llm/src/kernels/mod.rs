@@ -520,12 +520,14 @@ impl KernelSet {
     /// tokens and `rows = out.len() / t` (out is row-major over rows, one
     /// column per token, so that a task's rows are one slice).
     ///
-    /// The rows go by chunks of [`matmat_chunk_rows`] (a multiple of 4 that
-    /// stays in L1): each chunk is read from memory once and multiplied by every
-    /// token with [`KernelSet::matmul`], so each value has the bits the
-    /// matrix-vector product gives, provided the first row is a multiple of 4
-    /// rows into the matrix (the SSE2 set sums blocks of 4 rows; `split_rows`
-    /// with `align` a multiple of `4 * t` keeps that).
+    /// Each value has the bits the matrix-vector product gives. The AVX2 and
+    /// AVX-512 sets tile it (`x86::matmat_avx2`: three tokens per weight load,
+    /// rows in blocks kept in L2). The others go by chunks of rows of
+    /// [`matmat_chunk_rows`] (a multiple of 4 that stays in L1): each chunk is
+    /// read from memory once and multiplied by every token with
+    /// [`KernelSet::matmul`]; the bits match provided the first row is a
+    /// multiple of 4 rows into the matrix (the SSE2 set sums blocks of 4 rows;
+    /// `split_rows` with `align` a multiple of `4 * t` keeps that).
     ///
     /// # Panics
     /// If `cols` is 0, `x` is not whole tokens, `out` is not whole rows of `t`,
@@ -533,6 +535,13 @@ impl KernelSet {
     pub fn matmat(&self, out: &mut [f32], x: &[f32], w: &[f32], cols: usize) {
         let (t, rows) = batch_shape(out.len(), x.len(), cols, "matmat");
         assert!(w.len() >= rows * cols, "matmat: weight slice too short");
+        #[cfg(target_arch = "x86_64")]
+        if matches!(self.kind, KernelKind::Avx2 | KernelKind::Avx512) {
+            // SAFETY: AVX2+FMA checked when the set was made (the AVX-512 set
+            // implies both); the shapes were checked just above.
+            unsafe { x86::matmat_avx2(out, x, &w[..rows * cols], cols) };
+            return;
+        }
         let chunk = matmat_chunk_rows(cols * 4);
         let mut buf = [0f32; MATMAT_MAX_CHUNK];
         for (o, wc) in out.chunks_mut(chunk * t).zip(w[..rows * cols].chunks(chunk * cols)) {
@@ -992,6 +1001,38 @@ mod tests {
                 KernelSet::scalar().rmsnorm(&mut o2, &x, &w[..cols]);
                 for (a, b) in o1.iter().zip(&o2) {
                     assert!((a - b).abs() <= 1e-5 * (1.0 + a.abs()), "{} rmsnorm {cols}: {a} vs {b}", ks.kind().name());
+                }
+            }
+        }
+    }
+
+    /// The batched product of every set, token by token, has the bits of its
+    /// matrix-vector product: every column count up to 70 (all tails), long
+    /// rows, batches from 1 to 8 (tiles of 3 and both remainders), row counts
+    /// across a 128 KiB block.
+    #[test]
+    fn matmat_gives_the_bits_of_matmul_token_by_token() {
+        let mut sets = simd_sets();
+        sets.push(KernelSet::scalar());
+        let mut shapes: alloc::vec::Vec<(usize, usize, usize)> = (1..=70).map(|c| (1 + c % 9, c, 1 + c % 8)).collect();
+        shapes.extend([(45, 768, 16), (20, 2048, 7), (130, 288, 5)]);
+        for (rows, cols, t) in shapes {
+            let w = values(rows * cols, -1.0, 1.0, (rows * 5 + cols) as u64);
+            let x = values(t * cols, -2.0, 2.0, (cols * 3 + t) as u64);
+            for ks in &sets {
+                let mut got = alloc::vec![f32::NAN; rows * t];
+                ks.matmat(&mut got, &x, &w, cols);
+                for k in 0..t {
+                    let mut want = alloc::vec![0.0f32; rows];
+                    ks.matmul(&mut want, &x[k * cols..(k + 1) * cols], &w);
+                    for i in 0..rows {
+                        assert_eq!(
+                            got[i * t + k].to_bits(),
+                            want[i].to_bits(),
+                            "{} {rows}x{cols}, token {k} of {t}, row {i}",
+                            ks.kind().name()
+                        );
+                    }
                 }
             }
         }
