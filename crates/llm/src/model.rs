@@ -337,7 +337,8 @@ impl<'a> Transformer<'a> {
         if let Some(&token) = tokens.iter().find(|&&t| t as usize >= c.vocab_size) {
             return Err(ForwardError::TokenOutOfRange { token, vocab_size: c.vocab_size });
         }
-        if let Some(last) = (pos + tokens.len()).checked_sub(1).filter(|&l| l >= c.seq_len) {
+        // The last position (saturated: a position past usize is past the context too).
+        if let Some(last) = tokens.len().checked_sub(1).map(|n| pos.saturating_add(n)).filter(|&l| l >= c.seq_len) {
             return Err(ForwardError::PositionOutOfRange { pos: last, seq_len: c.seq_len });
         }
         if self.prefill_batch == 1 {

@@ -133,7 +133,12 @@ fn prefill_refuses_positions_past_the_context_and_unknown_tokens() {
         m.prefill(&[1, 2, 61], 0, &Sequential),
         Err(ForwardError::TokenOutOfRange { token: 61, vocab_size: 61 })
     );
-    // The whole context fits.
+    assert_eq!(
+        m.prefill(&[1], usize::MAX, &Sequential),
+        Err(ForwardError::PositionOutOfRange { pos: usize::MAX, seq_len: c.seq_len })
+    );
+    // The whole context fits; nothing to run is fine at any position.
+    assert_eq!(m.prefill(&[], usize::MAX, &Sequential), Ok(()));
     assert_eq!(m.prefill(&long[..c.seq_len], 0, &Sequential), Ok(()));
     assert_eq!(m.prefill(&[], 0, &Sequential), Ok(()));
 }
