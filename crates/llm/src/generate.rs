@@ -103,22 +103,18 @@ pub fn generate(
     let fed = prompt_tokens.iter().skip(1).take_while(|&&t| t != BOS).count().min(steps);
     model.prefill(&prompt_tokens[..fed], 0, par)?;
     let mut text = Vec::new();
-    for p in 0..fed {
-        let (token, next) = (prompt_tokens[p], prompt_tokens[p + 1]);
-        let piece = tokenizer.decode_printable(token, next);
-        text.extend_from_slice(piece);
-        on_piece(next, piece);
-        tokens.push(next);
-    }
-    let mut token = prompt_tokens[fed];
-    let mut pos = fed;
+    let mut token = prompt_tokens[0];
+    let mut pos = 0;
     let mut stopped_at_bos = false;
     while pos < steps {
-        let logits = model.forward(token, pos, par)?;
         let next = if pos + 1 < prompt_tokens.len() {
+            // A prompt position: its logits are not used; the first `fed` ran in the prefill.
+            if pos >= fed {
+                model.forward(token, pos, par)?;
+            }
             prompt_tokens[pos + 1]
         } else {
-            sampler.sample(logits)
+            sampler.sample(model.forward(token, pos, par)?)
         };
         pos += 1;
         if next == BOS {
