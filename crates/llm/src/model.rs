@@ -7,7 +7,7 @@ use crate::checkpoint::{Checkpoint, Config};
 use crate::kernels::{self, KernelSet};
 use crate::parallel::Parallel;
 use crate::profile::{Hooks, Op, Specialiser};
-use crate::quant::{QBatch, QMatrix, QVector};
+use crate::quant::{QBatch, QMatrix};
 
 /// How the matrices are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,35 +85,26 @@ pub struct Transformer<'a> {
     layers: Vec<Layer<'a>>,
     rms_final: &'a [f32],
     wcls: Mat<'a>,
-    // Activations.
-    x: Vec<f32>,
-    xb: Vec<f32>,
-    xb2: Vec<f32>,
-    hb: Vec<f32>,
-    hb2: Vec<f32>,
-    q: Vec<f32>,
-    k: Vec<f32>,
-    v: Vec<f32>,
+    /// The activations of one token ([`Transformer::forward`]).
+    one: Activations,
     att: Vec<f32>,
     logits: Vec<f32>,
-    rope: Vec<[f32; 2]>,
     key_cache: Vec<f32>,
     value_cache: Vec<f32>,
-    qdim: QVector,
-    qhidden: QVector,
     hooks: Hooks,
     /// Tokens per batch of [`Transformer::prefill`].
     prefill_batch: usize,
-    /// The batch's activations, made by the first prefill.
-    batch: Option<Batch>,
+    /// The activations of a prefill batch, made by the first prefill.
+    batch: Option<Activations>,
 }
 
 /// Tokens per batch of [`Transformer::prefill`] unless set otherwise.
 pub const PREFILL_BATCH: usize = 16;
 
-/// Activations of a batch of tokens (`t` rows of each vector, one per token).
+/// Activations of `t` tokens (`t` rows of each vector, one per token): one
+/// for a forward call, a batch for the prefill.
 #[derive(Debug)]
-struct Batch {
+struct Activations {
     x: Vec<f32>,
     xb: Vec<f32>,
     xb2: Vec<f32>,
@@ -130,10 +121,10 @@ struct Batch {
     qhidden: QBatch,
 }
 
-impl Batch {
+impl Activations {
     fn new(c: &Config, t: usize) -> Self {
         let (d, h, kv) = (c.dim, c.hidden_dim, c.kv_dim());
-        Batch {
+        Activations {
             x: vec![0.0; t * d],
             xb: vec![0.0; t * d],
             xb2: vec![0.0; t * d],
@@ -244,21 +235,11 @@ impl<'a> Transformer<'a> {
             layers,
             rms_final: ckpt.rms_final,
             wcls: Mat::new(ckpt.wcls, c.vocab_size, d, mode),
-            x: vec![0.0; d],
-            xb: vec![0.0; d],
-            xb2: vec![0.0; d],
-            hb: vec![0.0; h],
-            hb2: vec![0.0; h],
-            q: vec![0.0; d],
-            k: vec![0.0; kv],
-            v: vec![0.0; kv],
+            one: Activations::new(&c, 1),
             att,
             logits: vec![0.0; c.vocab_size],
-            rope: vec![[0.0, 0.0]; c.head_size() / 2],
             key_cache,
             value_cache,
-            qdim: QVector::new(d),
-            qhidden: QVector::new(h),
             hooks: Hooks::off(),
             prefill_batch: PREFILL_BATCH,
             batch: None,
@@ -347,7 +328,7 @@ impl<'a> Transformer<'a> {
             }
             return Ok(());
         }
-        let mut b = self.batch.take().unwrap_or_else(|| Batch::new(&c, self.prefill_batch));
+        let mut b = self.batch.take().unwrap_or_else(|| Activations::new(&c, self.prefill_batch));
         for (i, chunk) in tokens.chunks(self.prefill_batch).enumerate() {
             self.prefill_batch_at(&mut b, chunk, pos + i * self.prefill_batch, par);
         }
@@ -356,7 +337,7 @@ impl<'a> Transformer<'a> {
     }
 
     /// One batch of [`Transformer::prefill`] (tokens and positions checked).
-    fn prefill_batch_at(&mut self, b: &mut Batch, tokens: &[u32], pos0: usize, par: &dyn Parallel) {
+    fn prefill_batch_at(&mut self, b: &mut Activations, tokens: &[u32], pos0: usize, par: &dyn Parallel) {
         let c = self.config;
         let ks = self.kernels;
         let ops = self.shapes();
@@ -384,17 +365,10 @@ impl<'a> Transformer<'a> {
             matmat(hk, ks, par, vv, xb, &layer.wv, tmp, &mut b.qdim, false, t);
             let loff = l * c.seq_len * kv_dim;
             for k in 0..t {
-                let t0 = hk.start(Op::Rope { head: hs });
-                let r = &b.rope[k * half..(k + 1) * half];
-                let cs = r.as_flattened();
-                for v in [&mut q[k * d..(k + 1) * d], &mut kk[k * kv_dim..(k + 1) * kv_dim]] {
-                    if !hk.specialiser().is_some_and(|j| j.rope(v, cs)) {
-                        ks.rope(v, r);
-                    }
-                }
-                hk.record(Op::Rope { head: hs }, t0);
+                let (qt, kt) = (&mut q[k * d..(k + 1) * d], &mut kk[k * kv_dim..(k + 1) * kv_dim]);
+                rope_token(hk, ks, qt, kt, &b.rope[k * half..(k + 1) * half], hs);
                 let at = loff + (pos0 + k) * kv_dim;
-                self.key_cache[at..at + kv_dim].copy_from_slice(&kk[k * kv_dim..(k + 1) * kv_dim]);
+                self.key_cache[at..at + kv_dim].copy_from_slice(kt);
                 self.value_cache[at..at + kv_dim].copy_from_slice(&vv[k * kv_dim..(k + 1) * kv_dim]);
             }
             // Token k attends to positions 0..=pos0+k: the rows the batch wrote
@@ -413,13 +387,7 @@ impl<'a> Transformer<'a> {
             rmsnorm_rows(hk, ks, xb, x, layer.rms_ffn, d);
             matmat(hk, ks, par, hb, xb, &layer.w1, tmp, &mut b.qdim, true, t);
             matmat(hk, ks, par, hb2, xb, &layer.w3, tmp, &mut b.qdim, false, t);
-            for (a, g) in hb.chunks_exact_mut(h).zip(hb2.chunks_exact(h)) {
-                let t0 = hk.start(Op::SwiGlu { n: h });
-                if !hk.specialiser().is_some_and(|j| j.swiglu(a, g)) {
-                    ks.swiglu(a, g);
-                }
-                hk.record(Op::SwiGlu { n: h }, t0);
-            }
+            swiglu_rows(hk, ks, hb, hb2, h);
             matmat(hk, ks, par, xb, hb, &layer.w2, tmp, &mut b.qhidden, true, t);
             for (x, y) in x.iter_mut().zip(xb.iter()) {
                 *x += y;
@@ -440,63 +408,46 @@ impl<'a> Transformer<'a> {
         let ks = self.kernels;
         let ops = self.shapes();
         self.hooks.token(ks, &ops, 1);
-        let (d, kv_dim, hs) = (c.dim, c.kv_dim(), c.head_size());
+        let (d, h, kv_dim, hs) = (c.dim, c.hidden_dim, c.kv_dim(), c.head_size());
+        let a = &mut self.one;
         let t = token as usize;
-        self.x.copy_from_slice(&self.token_embedding[t * d..(t + 1) * d]);
+        a.x.copy_from_slice(&self.token_embedding[t * d..(t + 1) * d]);
 
-        rope_angles(&mut self.rope, pos, hs);
+        rope_angles(&mut a.rope, pos, hs);
         let sqrt_hs = libm::sqrtf(hs as f32);
 
         for (l, layer) in self.layers.iter().enumerate() {
-            let t0 = self.hooks.start(Op::RmsNorm { dim: d });
-            if !self.hooks.specialiser().is_some_and(|j| j.rmsnorm(&mut self.xb, &self.x, layer.rms_att)) {
-                ks.rmsnorm(&mut self.xb, &self.x, layer.rms_att);
-            }
-            self.hooks.record(Op::RmsNorm { dim: d }, t0);
-            matmul(&mut self.hooks, ks, par, &mut self.q, &self.xb, &layer.wq, &mut self.qdim, true);
-            matmul(&mut self.hooks, ks, par, &mut self.k, &self.xb, &layer.wk, &mut self.qdim, false);
-            matmul(&mut self.hooks, ks, par, &mut self.v, &self.xb, &layer.wv, &mut self.qdim, false);
-            let t0 = self.hooks.start(Op::Rope { head: hs });
-            let cs = self.rope.as_flattened();
-            for v in [&mut self.q, &mut self.k] {
-                if !self.hooks.specialiser().is_some_and(|j| j.rope(v, cs)) {
-                    ks.rope(v, &self.rope);
-                }
-            }
-            self.hooks.record(Op::Rope { head: hs }, t0);
+            let hk = &mut self.hooks;
+            rmsnorm_rows(hk, ks, &mut a.xb, &a.x, layer.rms_att, d);
+            matmul(hk, ks, par, &mut a.q, &a.xb, &layer.wq, &mut a.qdim, true);
+            matmul(hk, ks, par, &mut a.k, &a.xb, &layer.wk, &mut a.qdim, false);
+            matmul(hk, ks, par, &mut a.v, &a.xb, &layer.wv, &mut a.qdim, false);
+            rope_token(hk, ks, &mut a.q, &mut a.k, &a.rope, hs);
             let loff = l * c.seq_len * kv_dim;
             let at = loff + pos * kv_dim;
-            self.key_cache[at..at + kv_dim].copy_from_slice(&self.k);
-            self.value_cache[at..at + kv_dim].copy_from_slice(&self.v);
+            self.key_cache[at..at + kv_dim].copy_from_slice(&a.k);
+            self.value_cache[at..at + kv_dim].copy_from_slice(&a.v);
 
-            let t0 = self.hooks.start(Op::Attention { seq_len: c.seq_len });
-            let jit = self.hooks.specialiser();
-            attend(ks, par, jit, &c, &self.q, &self.key_cache, &self.value_cache, loff, pos, sqrt_hs, &mut self.att, &mut self.xb);
-            self.hooks.record(Op::Attention { seq_len: c.seq_len }, t0);
-            matmul(&mut self.hooks, ks, par, &mut self.xb2, &self.xb, &layer.wo, &mut self.qdim, true);
-            for (x, y) in self.x.iter_mut().zip(&self.xb2) {
+            let t0 = hk.start(Op::Attention { seq_len: c.seq_len });
+            let jit = hk.specialiser();
+            attend(ks, par, jit, &c, &a.q, &self.key_cache, &self.value_cache, loff, pos, sqrt_hs, &mut self.att, &mut a.xb);
+            hk.record(Op::Attention { seq_len: c.seq_len }, t0);
+            matmul(hk, ks, par, &mut a.xb2, &a.xb, &layer.wo, &mut a.qdim, true);
+            for (x, y) in a.x.iter_mut().zip(&a.xb2) {
                 *x += y;
             }
 
-            let t0 = self.hooks.start(Op::RmsNorm { dim: d });
-            if !self.hooks.specialiser().is_some_and(|j| j.rmsnorm(&mut self.xb, &self.x, layer.rms_ffn)) {
-                ks.rmsnorm(&mut self.xb, &self.x, layer.rms_ffn);
-            }
-            self.hooks.record(Op::RmsNorm { dim: d }, t0);
-            matmul(&mut self.hooks, ks, par, &mut self.hb, &self.xb, &layer.w1, &mut self.qdim, true);
-            matmul(&mut self.hooks, ks, par, &mut self.hb2, &self.xb, &layer.w3, &mut self.qdim, false);
-            let t0 = self.hooks.start(Op::SwiGlu { n: c.hidden_dim });
-            if !self.hooks.specialiser().is_some_and(|j| j.swiglu(&mut self.hb, &self.hb2)) {
-                ks.swiglu(&mut self.hb, &self.hb2);
-            }
-            self.hooks.record(Op::SwiGlu { n: c.hidden_dim }, t0);
-            matmul(&mut self.hooks, ks, par, &mut self.xb, &self.hb, &layer.w2, &mut self.qhidden, true);
-            for (x, y) in self.x.iter_mut().zip(&self.xb) {
+            rmsnorm_rows(hk, ks, &mut a.xb, &a.x, layer.rms_ffn, d);
+            matmul(hk, ks, par, &mut a.hb, &a.xb, &layer.w1, &mut a.qdim, true);
+            matmul(hk, ks, par, &mut a.hb2, &a.xb, &layer.w3, &mut a.qdim, false);
+            swiglu_rows(hk, ks, &mut a.hb, &a.hb2, h);
+            matmul(hk, ks, par, &mut a.xb, &a.hb, &layer.w2, &mut a.qhidden, true);
+            for (x, y) in a.x.iter_mut().zip(&a.xb) {
                 *x += y;
             }
         }
-        ks.rmsnorm_in_place(&mut self.x, self.rms_final);
-        matmul(&mut self.hooks, ks, par, &mut self.logits, &self.x, &self.wcls, &mut self.qdim, true);
+        ks.rmsnorm_in_place(&mut a.x, self.rms_final);
+        matmul(&mut self.hooks, ks, par, &mut self.logits, &a.x, &self.wcls, &mut a.qdim, true);
         Ok(&mut self.logits)
     }
 }
@@ -512,7 +463,7 @@ fn matmul(
     out: &mut [f32],
     x: &[f32],
     w: &Mat<'_>,
-    qx: &mut QVector,
+    qx: &mut QBatch,
     quantize: bool,
 ) {
     let (rows, cols) = (out.len(), x.len());
@@ -531,7 +482,7 @@ fn matmul(
         }),
         Mat::Q8(m) => {
             if quantize {
-                qx.set(x);
+                qx.set(x, 1);
             }
             let qx = &*qx;
             let (n, g) = (qx.q.len(), qx.scales.len());
@@ -554,6 +505,30 @@ fn rope_angles(rope: &mut [[f32; 2]], pos: usize, hs: usize) {
         let freq = 1.0 / libm::powf(10000.0, head_dim / hs as f32);
         let val = pos as f32 * freq;
         *cs = [libm::cosf(val), libm::sinf(val)];
+    }
+}
+
+/// RoPE on one token's `q` and `k` (heads of `hs` values) with its `[cos, sin]` pairs `r`.
+fn rope_token(hk: &mut Hooks, ks: KernelSet, q: &mut [f32], k: &mut [f32], r: &[[f32; 2]], hs: usize) {
+    let op = Op::Rope { head: hs };
+    let t0 = hk.start(op);
+    let cs = r.as_flattened();
+    for v in [q, k] {
+        if !hk.specialiser().is_some_and(|j| j.rope(v, cs)) {
+            ks.rope(v, r);
+        }
+    }
+    hk.record(op, t0);
+}
+
+/// SwiGLU of each of the `hb.len() / n` token rows of `hb` with those of `hb2`.
+fn swiglu_rows(hk: &mut Hooks, ks: KernelSet, hb: &mut [f32], hb2: &[f32], n: usize) {
+    for (a, g) in hb.chunks_exact_mut(n).zip(hb2.chunks_exact(n)) {
+        let t0 = hk.start(Op::SwiGlu { n });
+        if !hk.specialiser().is_some_and(|j| j.swiglu(a, g)) {
+            ks.swiglu(a, g);
+        }
+        hk.record(Op::SwiGlu { n }, t0);
     }
 }
 

@@ -66,28 +66,8 @@ pub fn quantize_row(x: &[f32], q: &mut [i8], scales: &mut [f32]) {
     }
 }
 
-/// A run-time quantized activation vector.
-#[derive(Debug, Clone)]
-pub struct QVector {
-    pub q: Vec<i8>,
-    pub scales: Vec<f32>,
-}
-
-impl QVector {
-    /// Room for `n` values.
-    pub fn new(n: usize) -> Self {
-        let groups = n.div_ceil(GROUP);
-        QVector { q: vec![0; groups * GROUP], scales: vec![0.0; groups] }
-    }
-
-    /// Quantizes `x` (its length must be the `n` given to [`QVector::new`]).
-    pub fn set(&mut self, x: &[f32]) {
-        quantize_row(x, &mut self.q, &mut self.scales)
-    }
-}
-
-/// Run-time quantized activations of a batch of tokens, one [`QVector`]
-/// layout after another.
+/// Run-time quantized activations of one or more tokens: for each, its values
+/// in groups of [`GROUP`] (zero-padded) and one scale per group.
 #[derive(Debug, Clone)]
 pub struct QBatch {
     /// `tokens * groups * GROUP` values.
@@ -106,7 +86,7 @@ impl QBatch {
     }
 
     /// Quantizes the `t` vectors of `x` (`t` rows of `n` values, `n` as given
-    /// to [`QBatch::new`]), each exactly as [`QVector::set`] would.
+    /// to [`QBatch::new`]), each with [`quantize_row`].
     pub fn set(&mut self, x: &[f32], t: usize) {
         let (n, padded) = (x.len() / t.max(1), self.groups * GROUP);
         for k in 0..t {

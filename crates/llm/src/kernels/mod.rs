@@ -955,14 +955,14 @@ mod tests {
     /// in every set; only the order of the f32 scale sums differs.
     #[test]
     fn simd_q8_matmul_matches_scalar_over_shapes() {
-        use crate::quant::{QMatrix, QVector};
+        use crate::quant::{QBatch, QMatrix};
         let sets: Vec<KernelSet> = simd_sets().into_iter().filter(|k| k.kind() != KernelKind::Sse2).collect();
         for (rows, cols) in [(1usize, 32usize), (3, 64), (5, 96), (4, 288), (7, 512), (9, 544), (13, 768), (6, 1056), (2, 2048)] {
             let w = values(rows * cols, -1.0, 1.0, (rows * 131 + cols) as u64);
             let x = values(cols, -3.0, 3.0, cols as u64 + 5);
             let m = QMatrix::quantize(&w, rows, cols);
-            let mut qx = QVector::new(cols);
-            qx.set(&x);
+            let mut qx = QBatch::new(1, cols);
+            qx.set(&x, 1);
             let mut want = alloc::vec![0.0f32; rows];
             KernelSet::scalar().q8_matmul(&mut want, &m.q, &m.scales, &qx.q, &qx.scales);
             for ks in &sets {

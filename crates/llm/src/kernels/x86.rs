@@ -263,6 +263,7 @@ pub unsafe fn matmul_avx2(out: &mut [f32], x: &[f32], w: &[f32]) {
 /// AVX2 and FMA available; every `xs[t]` at least `w.len()` long.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
+#[allow(clippy::needless_range_loop)] // a chain index picks the offset and the accumulator together
 unsafe fn dot_n_avx2<const N: usize>(w: &[f32], xs: [&[f32]; N]) -> [f32; N] {
     let n = w.len();
     debug_assert!(xs.iter().all(|x| x.len() >= n));
