@@ -142,38 +142,8 @@ pub unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dot_ahead_avx2<const PF: bool>(a: &[f32], b: &[f32], ahead: usize) -> f32 {
     let n = a.len().min(b.len());
-    let n8 = n & !7;
-    let n32 = n & !31;
-    let (pa, pb) = (a.as_ptr(), b.as_ptr());
-    let z = _mm256_setzero_ps();
-    let (mut a0, mut a1, mut a2, mut a3) = (z, z, z, z);
-    let mut j = 0;
-    while j < n32 {
-        if PF {
-            // A hint only: prefetching any address is safe, in or out of bounds.
-            _mm_prefetch::<_MM_HINT_T0>(pa.wrapping_add(j + ahead) as *const i8);
-            _mm_prefetch::<_MM_HINT_T0>(pa.wrapping_add(j + ahead + 16) as *const i8);
-        }
-        // SAFETY: j + 32 <= n32 <= both lengths.
-        unsafe {
-            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(j)), _mm256_loadu_ps(pb.add(j)), a0);
-            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(j + 8)), _mm256_loadu_ps(pb.add(j + 8)), a1);
-            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(j + 16)), _mm256_loadu_ps(pb.add(j + 16)), a2);
-            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(j + 24)), _mm256_loadu_ps(pb.add(j + 24)), a3);
-        }
-        j += 32;
-    }
-    let mut acc = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
-    while j < n8 {
-        // SAFETY: j + 8 <= n8 <= both lengths.
-        unsafe { acc = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(j)), _mm256_loadu_ps(pb.add(j)), acc) };
-        j += 8;
-    }
-    let mut s = hsum256(acc);
-    for k in n8..n {
-        s += a[k] * b[k];
-    }
-    s
+    // SAFETY: AVX2 and FMA available (caller's contract); b[..n] is as long as a[..n].
+    unsafe { dot_n_avx2::<1, PF>(&a[..n], [&b[..n]], ahead)[0] }
 }
 
 /// Matrix-vector product: four rows at a time, two 8-lane FMA chains per row
@@ -253,18 +223,20 @@ pub unsafe fn matmul_avx2(out: &mut [f32], x: &[f32], w: &[f32]) {
     }
 }
 
-/// `N` dot products of one row `w` with `N` vectors at once, each summed
-/// exactly as [`dot_avx2`] sums it (four 8-lane FMA chains per vector over
-/// blocks of 32, `(a0+a1)+(a2+a3)`, one chain over blocks of 8, `hsum256`,
-/// then the last values one by one): each weight vector is loaded once for
-/// the `N` vectors. `4 * N` accumulators: `N` up to 3 stays in the 16 ymm registers.
+/// `N` dot products of one row `w` with `N` vectors at once, each summed in
+/// the AVX2 set's order (four 8-lane FMA chains per vector over blocks of 32,
+/// `(a0+a1)+(a2+a3)`, one chain over blocks of 8, `hsum256`, then the last
+/// values one by one): each weight vector is loaded once for the `N`
+/// vectors. `4 * N` accumulators: `N` up to 3 stays in the 16 ymm registers.
+/// With `PF`, `w`'s lines `ahead` values past each step are prefetched.
+/// `N = 1` is [`dot_avx2`].
 ///
 /// # Safety
 /// AVX2 and FMA available; every `xs[t]` at least `w.len()` long.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::needless_range_loop)] // a chain index picks the offset and the accumulator together
-unsafe fn dot_n_avx2<const N: usize>(w: &[f32], xs: [&[f32]; N]) -> [f32; N] {
+unsafe fn dot_n_avx2<const N: usize, const PF: bool>(w: &[f32], xs: [&[f32]; N], ahead: usize) -> [f32; N] {
     let n = w.len();
     debug_assert!(xs.iter().all(|x| x.len() >= n));
     let (n8, n32) = (n & !7, n & !31);
@@ -274,6 +246,11 @@ unsafe fn dot_n_avx2<const N: usize>(w: &[f32], xs: [&[f32]; N]) -> [f32; N] {
     let mut acc = [[z; 4]; N];
     let mut j = 0;
     while j < n32 {
+        if PF {
+            // A hint only: prefetching any address is safe, in or out of bounds.
+            _mm_prefetch::<_MM_HINT_T0>(pw.wrapping_add(j + ahead) as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(pw.wrapping_add(j + ahead + 16) as *const i8);
+        }
         for k in 0..4 {
             // SAFETY: j + 8k + 8 <= n32 <= n <= every length.
             let wv = unsafe { _mm256_loadu_ps(pw.add(j + 8 * k)) };
@@ -311,7 +288,7 @@ unsafe fn dot_n_avx2<const N: usize>(w: &[f32], xs: [&[f32]; N]) -> [f32; N] {
 /// for `t = x.len() / cols` tokens): rows in blocks of about 128 KiB of
 /// weights (kept in L2), and within a block the tokens by tiles of 3, each
 /// row loaded once per tile ([`dot_n_avx2`]). Every value has the bits of
-/// [`matmul_avx2`] (one row at a time, [`dot_avx2`]'s order).
+/// [`matmul_avx2`] (one row at a time, [`dot_n_avx2`] with `N = 1`).
 ///
 /// # Safety
 /// AVX2 and FMA available; `w.len() >= rows * cols`, `x.len() == t * cols`,
@@ -333,9 +310,9 @@ pub unsafe fn matmat_avx2(out: &mut [f32], x: &[f32], w: &[f32], cols: usize) {
                 // SAFETY: AVX2 and FMA available (caller's contract); each x is cols long.
                 unsafe {
                     match n {
-                        3 => o.copy_from_slice(&dot_n_avx2::<3>(row, [xt(k), xt(k + 1), xt(k + 2)])),
-                        2 => o.copy_from_slice(&dot_n_avx2::<2>(row, [xt(k), xt(k + 1)])),
-                        _ => o.copy_from_slice(&dot_n_avx2::<1>(row, [xt(k)])),
+                        3 => o.copy_from_slice(&dot_n_avx2::<3, false>(row, [xt(k), xt(k + 1), xt(k + 2)], 0)),
+                        2 => o.copy_from_slice(&dot_n_avx2::<2, false>(row, [xt(k), xt(k + 1)], 0)),
+                        _ => o.copy_from_slice(&dot_n_avx2::<1, false>(row, [xt(k)], 0)),
                     }
                 }
             }
