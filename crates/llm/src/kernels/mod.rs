@@ -542,17 +542,9 @@ impl KernelSet {
             unsafe { x86::matmat_avx2(out, x, &w[..rows * cols], cols) };
             return;
         }
-        let chunk = matmat_chunk_rows(cols * 4);
-        let mut buf = [0f32; MATMAT_MAX_CHUNK];
-        for (o, wc) in out.chunks_mut(chunk * t).zip(w[..rows * cols].chunks(chunk * cols)) {
-            let r = o.len() / t;
-            for (k, xt) in x.chunks_exact(cols).enumerate() {
-                self.matmul(&mut buf[..r], xt, wc);
-                for (i, v) in buf[..r].iter().enumerate() {
-                    o[i * t + k] = *v;
-                }
-            }
-        }
+        by_chunks(out, t, matmat_chunk_rows(cols * 4), |r0, k, o| {
+            self.matmul(o, &x[k * cols..(k + 1) * cols], &w[r0 * cols..(r0 + o.len()) * cols]);
+        });
     }
 
     /// [`KernelSet::matmat`] with int8 weights: `qx` holds `t` quantized
@@ -565,30 +557,39 @@ impl KernelSet {
         let n = groups * crate::quant::GROUP;
         let (t, rows) = batch_shape(out.len(), qx.len(), n, "q8_matmat");
         assert!(sx.len() == t * groups && qw.len() >= rows * n && sw.len() >= rows * groups, "q8_matmat: bad shapes");
-        let chunk = matmat_chunk_rows(n);
-        let mut buf = [0f32; MATMAT_MAX_CHUNK];
-        let (qw, sw) = (&qw[..rows * n], &sw[..rows * groups]);
-        for ((o, qc), sc) in out.chunks_mut(chunk * t).zip(qw.chunks(chunk * n)).zip(sw.chunks(chunk * groups)) {
-            let r = o.len() / t;
-            for (k, (qt, st)) in qx.chunks_exact(n).zip(sx.chunks_exact(groups)).enumerate() {
-                self.q8_matmul(&mut buf[..r], qc, sc, qt, st);
-                for (i, v) in buf[..r].iter().enumerate() {
-                    o[i * t + k] = *v;
-                }
+        by_chunks(out, t, matmat_chunk_rows(n), |r0, k, o| {
+            let (r1, (qt, st)) = (r0 + o.len(), (&qx[k * n..(k + 1) * n], &sx[k * groups..(k + 1) * groups]));
+            self.q8_matmul(o, &qw[r0 * n..r1 * n], &sw[r0 * groups..r1 * groups], qt, st);
+        });
+    }
+}
+
+/// Fills `out` (rows of `t` values, as [`KernelSet::matmat`] lays it out) by
+/// chunks of `chunk` rows, each chunk token by token: `f(first_row, k, o)`
+/// writes token `k`'s values of the chunk's rows into `o` (one per row), so
+/// a chunk's weights stay in cache while every token goes over them.
+fn by_chunks(out: &mut [f32], t: usize, chunk: usize, mut f: impl FnMut(usize, usize, &mut [f32])) {
+    let mut buf = [0f32; MATMAT_MAX_CHUNK];
+    for (c, o) in out.chunks_mut(chunk * t).enumerate() {
+        let r = o.len() / t;
+        for k in 0..t {
+            f(c * chunk, k, &mut buf[..r]);
+            for (i, v) in buf[..r].iter().enumerate() {
+                o[i * t + k] = *v;
             }
         }
     }
 }
 
 /// The most rows a chunk of [`KernelSet::matmat`] holds.
-pub const MATMAT_MAX_CHUNK: usize = 64;
+const MATMAT_MAX_CHUNK: usize = 64;
 /// The weight bytes a chunk of [`KernelSet::matmat`] aims at (it stays in L1
 /// while every token of the batch is multiplied by it).
 const MATMAT_CHUNK_BYTES: usize = 16 * 1024;
 
 /// Rows per chunk of a batched product over rows of `row_bytes`: a multiple of
 /// 4 from 4 to [`MATMAT_MAX_CHUNK`].
-pub fn matmat_chunk_rows(row_bytes: usize) -> usize {
+fn matmat_chunk_rows(row_bytes: usize) -> usize {
     (MATMAT_CHUNK_BYTES / row_bytes.max(1)).clamp(4, MATMAT_MAX_CHUNK) & !3
 }
 
