@@ -131,24 +131,15 @@ pub struct Trial {
     pub jit: Profile,
     /// Trial tokens run so far.
     pub tokens: usize,
-    /// Calls of each op so far (the side of its next call).
-    calls: Vec<(Op, usize)>,
 }
 
 impl Trial {
-    /// Counts a call of `op` and says whether it runs the generated kernel.
-    fn next_side(&mut self, op: Op) -> bool {
-        let k = match self.calls.iter_mut().find(|c| c.0 == op) {
-            Some(c) => {
-                c.1 += 1;
-                c.1 - 1
-            }
-            None => {
-                self.calls.push((op, 1));
-                0
-            }
-        };
-        trial_side(k)
+    /// Whether the next call of `op` runs the generated kernel: by the calls
+    /// of `op` both sides have counted so far (op calls do not nest, so each
+    /// is counted before the next starts).
+    fn next_side(&self, op: Op) -> bool {
+        let calls = |p: &Profile| p.get(op).map_or(0, |s| s.calls);
+        trial_side((calls(&self.aot) + calls(&self.jit)) as usize)
     }
 }
 
@@ -311,7 +302,7 @@ impl Hooks {
     #[inline]
     pub(crate) fn start(&mut self, op: Op) -> u64 {
         if self.in_trial
-            && let Some(t) = self.trial.as_mut()
+            && let Some(t) = &self.trial
         {
             self.jit_on = t.next_side(op);
         }
