@@ -101,14 +101,23 @@ pub fn check_matvec(k: &MatvecKernel, aot: KernelSet, rng: &mut Rng) -> Result<(
         aot.matmul(&mut want, &x, &w);
         let mut portable = vec![0.0; rows];
         KernelSet::scalar().matmul(&mut portable, &x, &w);
-        for row in 0..rows {
-            if got[row].to_bits() != want[row].to_bits() {
-                return Err(CheckError::NotBitExact { rows, row, jit: got[row], aot: want[row] });
-            }
-            let mag: f32 = w[row * cols..(row + 1) * cols].iter().zip(&x).map(|(a, b)| (a * b).abs()).sum();
-            if (got[row] - portable[row]).abs() > 1e-4 * mag + 1e-30 || got[row].is_nan() {
-                return Err(CheckError::FarFromPortable { rows, row, jit: got[row], portable: portable[row] });
-            }
+        compare_products(rows, &got, &want, &portable, |row| {
+            w[row * cols..(row + 1) * cols].iter().zip(&x).map(|(a, b)| (a * b).abs()).sum()
+        })?;
+    }
+    Ok(())
+}
+
+/// A generated product's values against the ahead-of-time kernel's (bit for
+/// bit) and the portable kernel's (within 1e-4 of `mag(i)`, the sum of the
+/// magnitudes of value `i`'s terms); `rows` is what the error reports.
+fn compare_products(rows: usize, got: &[f32], want: &[f32], portable: &[f32], mag: impl Fn(usize) -> f32) -> Result<(), CheckError> {
+    for row in 0..got.len() {
+        if got[row].to_bits() != want[row].to_bits() {
+            return Err(CheckError::NotBitExact { rows, row, jit: got[row], aot: want[row] });
+        }
+        if (got[row] - portable[row]).abs() > 1e-4 * mag(row) + 1e-30 || got[row].is_nan() {
+            return Err(CheckError::FarFromPortable { rows, row, jit: got[row], portable: portable[row] });
         }
     }
     Ok(())
@@ -133,17 +142,11 @@ pub fn check_matmat(k: &MatmatKernel, aot: KernelSet, rng: &mut Rng) -> Result<(
         aot.matmat(&mut want, &x, &w, cols);
         let mut portable = vec![0.0; rows * t];
         KernelSet::scalar().matmat(&mut portable, &x, &w, cols);
-        for e in 0..rows * t {
-            if got[e].to_bits() != want[e].to_bits() {
-                return Err(CheckError::NotBitExact { rows: rows * t, row: e, jit: got[e], aot: want[e] });
-            }
+        compare_products(rows * t, &got, &want, &portable, |e| {
             let (row, tok) = (e / t, e % t);
             let xt = &x[tok * cols..(tok + 1) * cols];
-            let mag: f32 = w[row * cols..(row + 1) * cols].iter().zip(xt).map(|(a, b)| (a * b).abs()).sum();
-            if (got[e] - portable[e]).abs() > 1e-4 * mag + 1e-30 || got[e].is_nan() {
-                return Err(CheckError::FarFromPortable { rows: rows * t, row: e, jit: got[e], portable: portable[e] });
-            }
-        }
+            w[row * cols..(row + 1) * cols].iter().zip(xt).map(|(a, b)| (a * b).abs()).sum()
+        })?;
     }
     Ok(())
 }
@@ -166,20 +169,14 @@ pub fn check_q8(k: &Q8Kernel, aot: KernelSet, rng: &mut Rng) -> Result<(), Check
         aot.q8_matmul(&mut want, &qw, &sw, &qx, &sx);
         let mut portable = vec![0.0; rows];
         KernelSet::scalar().q8_matmul(&mut portable, &qw, &sw, &qx, &sx);
-        for row in 0..rows {
-            if got[row].to_bits() != want[row].to_bits() {
-                return Err(CheckError::NotBitExact { rows, row, jit: got[row], aot: want[row] });
-            }
-            let mag: f32 = (0..groups)
+        compare_products(rows, &got, &want, &portable, |row| {
+            (0..groups)
                 .map(|g| {
                     let s: f32 = (0..GROUP).map(|j| (qw[row * cols + g * GROUP + j] as f32 * qx[g * GROUP + j] as f32).abs()).sum();
                     s * sw[row * groups + g] * sx[g]
                 })
-                .sum();
-            if (got[row] - portable[row]).abs() > 1e-4 * mag + 1e-30 || got[row].is_nan() {
-                return Err(CheckError::FarFromPortable { rows, row, jit: got[row], portable: portable[row] });
-            }
-        }
+                .sum()
+        })?;
     }
     Ok(())
 }
