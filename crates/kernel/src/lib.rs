@@ -51,8 +51,8 @@ pub fn run_app(entry: impl FnOnce() -> i32) -> i32 {
     stages[5] = ("smp", hal::time::since_entry_nanos());
     dev::probe_all();
     stages[6] = ("devices", hal::time::since_entry_nanos());
+    let ns = hal::boot::bareflow_main_reached();
     if env::kernel_option("bareflow.bootstat").is_some() {
-        let ns = hal::time::since_entry_nanos();
         crate::kprintln!("bareflow: boot entry->main {ns} ns");
         let mut line = alloc::string::String::from("bareflow: boot stages (ns since entry):");
         for (name, at) in hal::boot::boot_stages().into_iter().chain(stages) {
