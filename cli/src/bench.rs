@@ -93,18 +93,7 @@ struct MachineFigures {
 }
 
 fn bench_machine(elf: &Path, machine: Machine, runs: usize) -> Result<MachineFigures> {
-    let cmdline = Cmdline::default().with_option("bareflow.app", "hello").with_option("bareflow.bootstat", "1");
-    let guest = Guest {
-        machine,
-        accel: Accel::Tcg,
-        cpus: 1,
-        mem: "128M".into(),
-        boot: Boot::Kernel { elf: elf.to_path_buf(), initrd: None, cmdline: cmdline.encode() },
-        timeout: Duration::from_secs(30),
-        net: None,
-        disks: Vec::new(),
-        extra: Vec::new(),
-    };
+    let guest = hello_guest(elf, machine);
     let mut wall = Vec::new();
     let mut entry = Vec::new();
     for i in 0..runs {
@@ -126,6 +115,97 @@ fn bench_machine(elf: &Path, machine: Machine, runs: usize) -> Result<MachineFig
     }
     let wall_ms = Stats::of(&wall).context("no runs")?;
     Ok(MachineFigures { machine, wall_ms, entry_ms: Stats::of(&entry) })
+}
+
+/// The code QEMU translated from the image's entry to `main`, read from a
+/// `-d in_asm` log: how many distinct blocks, and the functions with most.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Translated {
+    pub blocks: usize,
+    pub top: Vec<(String, usize)>,
+}
+
+/// Counts the translated blocks that start inside the image's functions, in
+/// log order, until the first block of the function at `main_at` (the
+/// kernel's `bareflow_main_reached`). Firmware blocks (outside the image) are
+/// not counted. `None` if the log never reaches `main_at`.
+pub fn count_translated(log: &str, syms: &crate::symbolize::Symbolizer, main_at: u64) -> Option<Translated> {
+    let mut per: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut blocks = 0;
+    let mut want_pc = false;
+    for line in log.lines() {
+        if line.starts_with("IN:") {
+            want_pc = true;
+            continue;
+        }
+        if !want_pc {
+            continue;
+        }
+        let Some(hex) = line.strip_prefix("0x").and_then(|r| r.split(':').next()) else { continue };
+        want_pc = false;
+        let Ok(pc) = u64::from_str_radix(hex.trim(), 16) else { continue };
+        let Some((name, off)) = syms.lookup(pc) else { continue };
+        if pc - off == main_at {
+            let mut top: Vec<(String, usize)> = per.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            top.truncate(5);
+            return Some(Translated { blocks, top });
+        }
+        blocks += 1;
+        *per.entry(name).or_default() += 1;
+    }
+    None
+}
+
+/// Boots `elf` once on microvm with QEMU's `-d in_asm` log and counts what
+/// was translated before `main` (a figure that does not move with the host's
+/// load, unlike the times).
+fn translated_before_main(elf: &Path) -> Result<Translated> {
+    let syms = crate::symbolize::Symbolizer::from_file(elf)?;
+    let main_at = syms
+        .address_of("bareflow_main_reached")
+        .context("the image has no `bareflow_main_reached` symbol (stripped, or an older kernel)")?;
+    let log = std::env::temp_dir().join(format!("bareflow-in-asm-{}.log", std::process::id()));
+    let mut guest = hello_guest(elf, Machine::Microvm);
+    guest.timeout = Duration::from_secs(60);
+    let mut cmd = guest.command();
+    cmd.arg("-d").arg("in_asm").arg("-D").arg(&log);
+    cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().context("could not start QEMU for the translation log")?;
+    let pid = child.id();
+    let start = std::time::Instant::now();
+    let done = loop {
+        if child.try_wait()?.is_some() {
+            break true;
+        }
+        if start.elapsed() > guest.timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    if !done {
+        bail!("QEMU (pid {pid}) did not finish the logged boot within {} s; it was killed", guest.timeout.as_secs());
+    }
+    count_translated(&text, &syms, main_at).context("QEMU's -d in_asm log never reached `bareflow_main_reached`")
+}
+
+fn hello_guest(elf: &Path, machine: Machine) -> Guest {
+    let cmdline = Cmdline::default().with_option("bareflow.app", "hello").with_option("bareflow.bootstat", "1");
+    Guest {
+        machine,
+        accel: Accel::Tcg,
+        cpus: 1,
+        mem: "128M".into(),
+        boot: Boot::Kernel { elf: elf.to_path_buf(), initrd: None, cmdline: cmdline.encode() },
+        timeout: Duration::from_secs(30),
+        net: None,
+        disks: Vec::new(),
+        extra: Vec::new(),
+    }
 }
 
 fn verdict(ok: bool) -> &'static str {
@@ -154,6 +234,8 @@ pub fn boot_main(args: &[String]) -> Result<i32> {
         eprintln!("bench boot: {} x{runs} (TCG)...", m.name());
         figures.push(bench_machine(&elf, m, runs)?);
     }
+    eprintln!("bench boot: microvm once more with QEMU's -d in_asm log...");
+    let translated = translated_before_main(&elf)?;
     let kib = |b: u64| b as f64 / 1024.0;
     println!("boot benchmark: hello, TCG, {runs} runs per machine");
     println!(
@@ -175,7 +257,19 @@ pub fn boot_main(args: &[String]) -> Result<i32> {
             entry
         );
     }
+    let top: Vec<String> = translated.top.iter().map(|(f, n)| format!("{f} {n}")).collect();
+    println!(
+        "code translated entry->main on microvm: {} distinct blocks (QEMU -d in_asm; does not move with the host's load); most in: {}",
+        translated.blocks,
+        top.join(", ")
+    );
     if let Some(micro) = figures.iter().find(|f| f.machine == Machine::Microvm) {
+        if let Some(e) = micro.entry_ms {
+            println!(
+                "  that is {:.1} us of entry->main per translated block (TCG pays per block it translates)",
+                e.median * 1000.0 / translated.blocks.max(1) as f64
+            );
+        }
         println!(
             "targets: whole process on microvm <= {TARGET_WHOLE_MICROVM_MS} ms: {} ({:.1} ms); entry->main <= {TARGET_ENTRY_TO_MAIN_MS} ms: {}",
             verdict(micro.wall_ms.median <= TARGET_WHOLE_MICROVM_MS),
@@ -204,6 +298,7 @@ pub fn boot_main(args: &[String]) -> Result<i32> {
         "image_bytes": elf_size,
         "image_stripped_bytes": stripped,
         "machines": machines,
+        "microvm_blocks_translated_before_main": translated.blocks,
     });
     let dir = crate::root::repo_root().join("bench").join("history");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -228,6 +323,19 @@ mod tests {
         assert_eq!(Stats::of(&[3.0, 1.0, 2.0]), Some(Stats { median: 2.0, min: 1.0, max: 3.0 }));
         assert_eq!(Stats::of(&[4.0, 1.0, 2.0, 3.0]), Some(Stats { median: 2.5, min: 1.0, max: 4.0 }));
         assert_eq!(Stats::of(&[]), None);
+    }
+
+    #[test]
+    fn counts_image_blocks_until_main() {
+        // Two functions of a made-up image: `f` at 0x1000 (size 0x100) and `main_reached` at 0x2000.
+        let elf_syms = crate::symbolize::Symbolizer::from_pairs(&[(0x1000, 0x100, "f"), (0x2000, 0x10, "bareflow_main_reached")]);
+        let log = "IN: \n0xfffffff0:  jmp 0x1000\n\nIN: f\n0x00001000:  mov eax, 1\n0x00001003:  jmp 0x1010\n\n\
+                   IN: f\n0x00001010:  ret\n\nIN: \n0x00009000:  nop\n\nIN: bareflow_main_reached\n0x00002000:  ret\n\n\
+                   IN: f\n0x00001020:  ret\n";
+        let t = count_translated(log, &elf_syms, 0x2000).expect("main is in the log");
+        assert_eq!(t.blocks, 2, "firmware and the block after main are not counted");
+        assert_eq!(t.top, vec![("f".to_string(), 2)]);
+        assert_eq!(count_translated("IN: f\n0x00001000:  ret\n", &elf_syms, 0x2000), None, "a log that never reaches main");
     }
 
     #[test]

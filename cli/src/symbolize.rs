@@ -58,6 +58,14 @@ impl Symbolizer {
         Ok(Symbolizer { syms })
     }
 
+    /// A symbolizer from (address, size, name) triples (for tests).
+    #[cfg(test)]
+    pub fn from_pairs(syms: &[(u64, u64, &str)]) -> Symbolizer {
+        let mut syms: Vec<Sym> = syms.iter().map(|&(addr, size, name)| Sym { addr, size, name: name.to_string() }).collect();
+        syms.sort_by_key(|s| s.addr);
+        Symbolizer { syms }
+    }
+
     /// Number of function symbols known.
     pub fn len(&self) -> usize {
         self.syms.len()
@@ -75,6 +83,11 @@ impl Symbolizer {
         let off = addr - s.addr;
         // Size 0 (hand-written assembly without `.size`): accept up to the next symbol.
         (s.size == 0 || off < s.size).then_some((s.name.as_str(), off))
+    }
+
+    /// The address of the function named `name` (demangled, without hash suffix match).
+    pub fn address_of(&self, name: &str) -> Option<u64> {
+        self.syms.iter().find(|s| s.name == name).map(|s| s.addr)
     }
 
     /// `line` with ` <symbol+0xoff>` appended if it is a backtrace frame that resolves.
