@@ -130,20 +130,9 @@ fn hsum256(v: __m256) -> f32 {
 /// AVX2 and FMA available.
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
-    // SAFETY: AVX2 and FMA available (caller's contract).
-    unsafe { dot_ahead_avx2::<false>(a, b, 0) }
-}
-
-/// [`dot_avx2`], prefetching `a`'s lines `ahead` values past each step when `PF`.
-///
-/// # Safety
-/// AVX2 and FMA available.
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn dot_ahead_avx2<const PF: bool>(a: &[f32], b: &[f32], ahead: usize) -> f32 {
     let n = a.len().min(b.len());
     // SAFETY: AVX2 and FMA available (caller's contract); b[..n] is as long as a[..n].
-    unsafe { dot_n_avx2::<1, PF>(&a[..n], [&b[..n]], ahead)[0] }
+    unsafe { dot_n_avx2::<1>(&a[..n], [&b[..n]])[0] }
 }
 
 /// Matrix-vector product: four rows at a time, two 8-lane FMA chains per row
@@ -163,9 +152,13 @@ pub unsafe fn matmul_avx2(out: &mut [f32], x: &[f32], w: &[f32]) {
     if ONE_ROW {
         for (o, row) in out.iter_mut().zip(w.chunks_exact(n)) {
             // SAFETY: AVX2 and FMA are available (caller's contract).
-            // Two rows ahead prefetched (measured within noise of none on Zen 5,
-            // 33.5 vs 33.1 GB/s; the generated f32 kernels prefetch too).
-            *o = unsafe { dot_ahead_avx2::<true>(row, x, 2 * n) };
+            // No software prefetch: two rows ahead measured within noise of
+            // none on Zen 5 (33.5 vs 33.1 GB/s) and 15-20% slower than none on
+            // Zen 4 (2026-12-06, greedy, one thread, alternated runs: 15M
+            // 380-388 against 429-472 tok/s, 110M 50-53 against 55-62; two
+            // threads 110M 65-68 against 70-74): it competes with the
+            // hardware prefetcher over the one sequential stream.
+            *o = unsafe { dot_avx2(row, x) };
         }
         return;
     }
@@ -228,7 +221,6 @@ pub unsafe fn matmul_avx2(out: &mut [f32], x: &[f32], w: &[f32]) {
 /// `(a0+a1)+(a2+a3)`, one chain over blocks of 8, `hsum256`, then the last
 /// values one by one): each weight vector is loaded once for the `N`
 /// vectors. `4 * N` accumulators: `N` up to 3 stays in the 16 ymm registers.
-/// With `PF`, `w`'s lines `ahead` values past each step are prefetched.
 /// `N = 1` is [`dot_avx2`].
 ///
 /// # Safety
@@ -236,7 +228,7 @@ pub unsafe fn matmul_avx2(out: &mut [f32], x: &[f32], w: &[f32]) {
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::needless_range_loop)] // a chain index picks the offset and the accumulator together
-unsafe fn dot_n_avx2<const N: usize, const PF: bool>(w: &[f32], xs: [&[f32]; N], ahead: usize) -> [f32; N] {
+unsafe fn dot_n_avx2<const N: usize>(w: &[f32], xs: [&[f32]; N]) -> [f32; N] {
     let n = w.len();
     debug_assert!(xs.iter().all(|x| x.len() >= n));
     let (n8, n32) = (n & !7, n & !31);
@@ -246,11 +238,6 @@ unsafe fn dot_n_avx2<const N: usize, const PF: bool>(w: &[f32], xs: [&[f32]; N],
     let mut acc = [[z; 4]; N];
     let mut j = 0;
     while j < n32 {
-        if PF {
-            // A hint only: prefetching any address is safe, in or out of bounds.
-            _mm_prefetch::<_MM_HINT_T0>(pw.wrapping_add(j + ahead) as *const i8);
-            _mm_prefetch::<_MM_HINT_T0>(pw.wrapping_add(j + ahead + 16) as *const i8);
-        }
         for k in 0..4 {
             // SAFETY: j + 8k + 8 <= n32 <= n <= every length.
             let wv = unsafe { _mm256_loadu_ps(pw.add(j + 8 * k)) };
@@ -310,9 +297,9 @@ pub unsafe fn matmat_avx2(out: &mut [f32], x: &[f32], w: &[f32], cols: usize) {
                 // SAFETY: AVX2 and FMA available (caller's contract); each x is cols long.
                 unsafe {
                     match n {
-                        3 => o.copy_from_slice(&dot_n_avx2::<3, false>(row, [xt(k), xt(k + 1), xt(k + 2)], 0)),
-                        2 => o.copy_from_slice(&dot_n_avx2::<2, false>(row, [xt(k), xt(k + 1)], 0)),
-                        _ => o.copy_from_slice(&dot_n_avx2::<1, false>(row, [xt(k)], 0)),
+                        3 => o.copy_from_slice(&dot_n_avx2::<3>(row, [xt(k), xt(k + 1), xt(k + 2)])),
+                        2 => o.copy_from_slice(&dot_n_avx2::<2>(row, [xt(k), xt(k + 1)])),
+                        _ => o.copy_from_slice(&dot_n_avx2::<1>(row, [xt(k)])),
                     }
                 }
             }
@@ -350,7 +337,7 @@ pub unsafe fn axpy_avx2(out: &mut [f32], a: f32, v: &[f32]) {
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn attention_scores_avx2(h: &super::Heads<'_>, n: usize, att: &mut [f32], att_stride: usize, div: f32) {
     // SAFETY: AVX2 and FMA available (caller's contract).
-    super::scores_with(h, n, att, att_stride, div, |a, b| unsafe { dot_ahead_avx2::<false>(a, b, 0) })
+    super::scores_with(h, n, att, att_stride, div, |a, b| unsafe { dot_avx2(a, b) })
 }
 
 /// The weighted sums of [`super::KernelSet::attention`] with this set's axpy inlined.
