@@ -50,19 +50,17 @@ pub struct MatvecSpec {
 }
 
 impl MatvecSpec {
-    /// The settings measured best for this ISA. AVX2: one row at a time,
-    /// prefetching two rows ahead (on Zen 5, 2026-12-03, one row at a time with
-    /// the next row prefetched was 1.04–1.08x the then unprefetched AOT kernel
-    /// where Zen 3's blocks of 3 rows gave 0.76–0.81x; the AOT kernel now
-    /// prefetches two rows ahead, and one row ahead measured 0.84–1.02x it).
-    /// SSE2: blocks of 4 rows, no prefetch (Zen 3).
+    /// The settings measured best for this ISA. AVX2: one row at a time, no
+    /// software prefetch, like the AOT kernel (on Zen 4, 2026-12-06, two rows
+    /// ahead made both 15-20% slower, 15M `--jit only` one thread 293-310
+    /// against 323-366 tok/s; on Zen 5, 2026-12-03, the next row prefetched
+    /// was 1.04-1.08x the then unprefetched AOT kernel, within that host's
+    /// noise; Zen 3's blocks of 3 rows gave 0.76-0.81x). SSE2: blocks of 4
+    /// rows, no prefetch (Zen 3).
     pub fn tuned(cols: usize, isa: Isa) -> Self {
         match isa {
             // (AVX-512 f32 products are not generated: `validate` refuses them.)
-            Isa::Avx2Fma | Isa::Avx512 => {
-                let ahead = (2 * cols * 4).min(65536) as u32 / 64 * 64;
-                MatvecSpec { cols, isa, block_rows: 1, prefetch: ahead }
-            }
+            Isa::Avx2Fma | Isa::Avx512 => MatvecSpec { cols, isa, block_rows: 1, prefetch: 0 },
             Isa::Sse2 => MatvecSpec { cols, isa, block_rows: 4, prefetch: 0 },
         }
     }
