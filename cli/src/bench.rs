@@ -157,10 +157,23 @@ pub fn count_translated(log: &str, syms: &crate::symbolize::Symbolizer, main_at:
     None
 }
 
-/// Boots `elf` once on microvm with QEMU's `-d in_asm` log and counts what
-/// was translated before `main` (a figure that does not move with the host's
-/// load, unlike the times).
+/// Boots `elf` on microvm with QEMU's `-d in_asm` log and counts what was
+/// translated before `main`: the fewest of three boots, because the logging
+/// slows the guest enough that its first timer tick sometimes lands before
+/// `main` and adds the interrupt path's blocks. A figure that the host's load
+/// does not move, unlike the times.
 fn translated_before_main(elf: &Path) -> Result<Translated> {
+    let mut best: Option<Translated> = None;
+    for _ in 0..3 {
+        let t = translated_once(elf)?;
+        if best.as_ref().is_none_or(|b| t.blocks < b.blocks) {
+            best = Some(t);
+        }
+    }
+    best.context("no logged boot")
+}
+
+fn translated_once(elf: &Path) -> Result<Translated> {
     let syms = crate::symbolize::Symbolizer::from_file(elf)?;
     let main_at = syms
         .address_of("bareflow_main_reached")
@@ -234,7 +247,7 @@ pub fn boot_main(args: &[String]) -> Result<i32> {
         eprintln!("bench boot: {} x{runs} (TCG)...", m.name());
         figures.push(bench_machine(&elf, m, runs)?);
     }
-    eprintln!("bench boot: microvm once more with QEMU's -d in_asm log...");
+    eprintln!("bench boot: microvm x3 more with QEMU's -d in_asm log...");
     let translated = translated_before_main(&elf)?;
     let kib = |b: u64| b as f64 / 1024.0;
     println!("boot benchmark: hello, TCG, {runs} runs per machine");
@@ -259,7 +272,7 @@ pub fn boot_main(args: &[String]) -> Result<i32> {
     }
     let top: Vec<String> = translated.top.iter().map(|(f, n)| format!("{f} {n}")).collect();
     println!(
-        "code translated entry->main on microvm: {} distinct blocks (QEMU -d in_asm; does not move with the host's load); most in: {}",
+        "code translated entry->main on microvm: {} distinct blocks (QEMU -d in_asm, fewest of 3 boots; the host's load does not move it); most in: {}",
         translated.blocks,
         top.join(", ")
     );
