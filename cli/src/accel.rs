@@ -87,6 +87,7 @@ fn probe_kvm(elf: &Path) -> Result<(), String> {
         net: None,
         disks: Vec::new(),
         extra: Vec::new(),
+        debug_exit: true,
     };
     let out = crate::qemu::boot(&guest, &mut |l| l.to_string()).map_err(|e| format!("{e:#}"))?;
     let said_ok = out.lines.iter().any(|l| l.contains("bareflow: probe ok"));

@@ -209,6 +209,7 @@ fn hello_guest(elf: &Path, machine: Machine) -> Guest {
         net: None,
         disks: Vec::new(),
         extra: Vec::new(),
+        debug_exit: true,
     }
 }
 

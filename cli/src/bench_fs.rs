@@ -88,6 +88,7 @@ pub fn main(args: &[String]) -> Result<i32> {
             net: None,
             disks: vec![disk.clone()],
             extra: Vec::new(),
+            debug_exit: true,
         };
         let out = crate::qemu::boot(&guest, &mut |l| l.to_string())?;
         if out.ending != Ending::Code(0) {

@@ -127,6 +127,7 @@ fn run_image(v: Variant, elf: &Path, initfs: &Path, secs: u32, conns: u32) -> Re
         net: Some(vec![(port, 80)]),
         disks: Vec::new(),
         extra: Vec::new(),
+        debug_exit: true,
     };
     let stop = AtomicBool::new(false);
     let before = cpu_now()?;

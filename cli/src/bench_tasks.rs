@@ -83,6 +83,7 @@ pub fn main(args: &[String]) -> Result<i32> {
         net: None,
         disks: Vec::new(),
         extra: Vec::new(),
+        debug_exit: true,
     };
     let load_before = host_load();
     let mut samples: BTreeMap<String, (Vec<f64>, String)> = BTreeMap::new();

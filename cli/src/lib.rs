@@ -40,6 +40,7 @@ usage: cargo bareflow <command> ...
       --timeout S  --iso  --image PATH  --debug  --initfs PATH (a signed initfs, instead of --file)
       --net user [--port HOST:GUEST]  --disk IMG (a raw disk image as virtio-blk; FAT on it is /disk/ in the app)
       --rng (virtio-rng from the host)  --console-out FILE (a virtio console port written to FILE)
+      --no-debug-exit (no isa-debug-exit device: the guest powers off through ACPI, as under other VMMs)
   test                                  cargo test at the repo root (host + in-QEMU suites)
   bench [--runs N] [--http-secs S] [--http-conns N]
                                         the suite: BareFlow beside a Linux guest (boot, footprint, http, llm;

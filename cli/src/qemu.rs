@@ -86,6 +86,9 @@ pub struct Guest {
     pub disks: Vec<PathBuf>,
     /// Other virtio devices.
     pub extra: Vec<Extra>,
+    /// QEMU's `isa-debug-exit` device, which carries the guest's exit code out
+    /// (without it the guest powers off through ACPI, as under other VMMs).
+    pub debug_exit: bool,
 }
 
 /// A virtio device beside the NIC and the disks.
@@ -167,7 +170,9 @@ impl Guest {
             }
         }
         c.args(["-nodefaults", "-no-reboot", "-display", "none", "-serial", "stdio"]);
-        c.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+        if self.debug_exit {
+            c.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+        }
         if let Some(fwds) = &self.net {
             // Forwards listen on 127.0.0.1 only: no traffic leaves this machine.
             let mut netdev = String::from("user,id=n0");
@@ -378,6 +383,7 @@ mod tests {
             net: None,
             disks: Vec::new(),
             extra: Vec::new(),
+            debug_exit: true,
         };
         let c = g.command();
         let args: Vec<String> = c.get_args().map(|a| a.to_string_lossy().into_owned()).collect();

@@ -48,6 +48,9 @@ pub struct RunOptions {
     pub disks: Vec<PathBuf>,
     /// `--rng`, `--console-out PATH`: other virtio devices.
     pub extra: Vec<crate::qemu::Extra>,
+    /// False with `--no-debug-exit`: no isa-debug-exit device, so the guest
+    /// ends as under other VMMs (ACPI power-off) and its exit code is not seen.
+    pub debug_exit: bool,
 }
 
 impl RunOptions {
@@ -72,6 +75,7 @@ impl RunOptions {
             disks: Vec::new(),
             extra: Vec::new(),
             initfs: None,
+            debug_exit: true,
         }
     }
 
@@ -160,6 +164,7 @@ impl RunOptions {
                 }
                 "--initfs" => o.initfs = Some(PathBuf::from(value(&mut it, "--initfs")?)),
                 "--iso" => o.iso = true,
+                "--no-debug-exit" => o.debug_exit = false,
                 "--debug" => o.profile = Profile::Debug,
                 "--image" => o.image = Some(PathBuf::from(value(&mut it, "--image")?)),
                 s if s.starts_with('-') => bail!("unknown option `{s}` for run (see `cargo bareflow help`)"),
@@ -247,7 +252,7 @@ pub fn run(o: &RunOptions) -> Result<Outcome> {
     } else {
         Boot::Kernel { elf, initrd: archive, cmdline }
     };
-    let guest = Guest { machine, accel, cpus: o.cpus, mem: o.mem.clone(), boot, timeout: o.timeout, net: o.net.clone(), disks: o.disks.clone(), extra: o.extra.clone() };
+    let guest = Guest { machine, accel, cpus: o.cpus, mem: o.mem.clone(), boot, timeout: o.timeout, net: o.net.clone(), disks: o.disks.clone(), extra: o.extra.clone(), debug_exit: o.debug_exit };
     let echo = o.echo;
     qemu::boot(&guest, &mut |line| {
         let line = symbols.annotate(line).unwrap_or_else(|| line.to_string());
@@ -278,6 +283,8 @@ pub fn cli_main(args: &[String]) -> Result<i32> {
             eprintln!("bareflow: interrupted: stopped the guest (QEMU pid {})", out.pid);
             Ok(INTERRUPTED_EXIT)
         }
+        // Without isa-debug-exit the kernel prints its code before the ACPI power-off.
+        Ending::NoCode if !o.debug_exit && let Some(c) = out.lines.iter().find_map(|l| powered_off_code(l)) => Ok(c),
         Ending::NoCode => bail!(
             "the guest stopped without reporting an exit code (QEMU exited with status 0: a reset, triple fault or power-off); its output is above{}",
             stderr_note(&out)
@@ -285,6 +292,15 @@ pub fn cli_main(args: &[String]) -> Result<i32> {
         Ending::QemuFailed(c) => bail!("QEMU failed with status {c}: {}", out.stderr.trim()),
         Ending::Signaled => bail!("QEMU was killed by a signal{}", stderr_note(&out)),
     }
+}
+
+/// The code in the kernel's `bareflow: exit code N; no isa-debug-exit device:
+/// powering off through ACPI ...` line (see `hal::exit`).
+pub fn powered_off_code(line: &str) -> Option<i32> {
+    let rest = line.trim().strip_prefix("bareflow: exit code ")?;
+    let (code, why) = rest.split_once(';')?;
+    why.trim_start().starts_with("no isa-debug-exit device: powering off through ACPI").then_some(())?;
+    code.parse().ok()
 }
 
 fn stderr_note(out: &Outcome) -> String {
@@ -295,6 +311,16 @@ fn stderr_note(out: &Outcome) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_code_of_an_acpi_power_off_line() {
+        let l = "bareflow: exit code 3; no isa-debug-exit device: powering off through ACPI (the VMM will not see the code)";
+        assert_eq!(powered_off_code(l), Some(3));
+        assert_eq!(powered_off_code(&l.replace(" 3;", " -7;")), Some(-7));
+        assert_eq!(powered_off_code("bareflow: exit code 3; no isa-debug-exit device and no ACPI power-off described; halting"), None);
+        assert_eq!(powered_off_code("bareflow: exit code x; no isa-debug-exit device: powering off through ACPI"), None);
+        assert_eq!(powered_off_code("app says: bareflow: exit code 3; no isa-debug-exit device: powering off through ACPI"), None);
+    }
 
     fn args(s: &[&str]) -> Vec<String> {
         s.iter().map(|x| x.to_string()).collect()

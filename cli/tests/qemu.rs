@@ -193,6 +193,20 @@ fn case(name: &'static str, app: &'static str, args: &[&'static str], exit: i32,
 
 const HELLO: &str = "Hello from BareFlow!";
 
+/// `hello` run with `--no-debug-exit` on `machine`: QEMU must end by itself
+/// (the kernel's ACPI power-off) and `run` exit with the guest's `code`.
+fn acpi_poweroff(name: &'static str, machine: Machine, args: &[&'static str], code: i32) -> Case {
+    // (Cases hold 'static strings; a test process may leak this one.)
+    let line: &'static str = Box::leak(format!("exit code {code}; no isa-debug-exit device: powering off through ACPI").into_boxed_str());
+    Case {
+        via: Via::Cli,
+        machine: Some(machine),
+        timeout: Duration::from_secs(30),
+        cli_args: vec!["--no-debug-exit".into()],
+        ..case(name, "hello", args, code, &[HELLO, line])
+    }
+}
+
 fn cases() -> Vec<Case> {
     vec![
         Case { machine: Some(Machine::Microvm), ..case("boot-microvm", "hello", &[], 0, &[HELLO]) },
@@ -610,6 +624,13 @@ fn cases() -> Vec<Case> {
             check: Some(qemu_pid_is_gone),
             ..case("ctrl-c", "ktest", &["hang"], 130, &["interrupted: stopped the guest (QEMU pid"])
         },
+        // Without QEMU's isa-debug-exit (as under Firecracker or cloud-hypervisor), the
+        // kernel switches the machine off through ACPI: QEMU ends by itself (hardware-reduced
+        // sleep control on microvm, PM1 control with \_S5's type on q35 and pc), and the
+        // runner takes the code from the kernel's last line.
+        acpi_poweroff("acpi-poweroff-microvm", Machine::Microvm, &["--exit", "3"], 3),
+        acpi_poweroff("acpi-poweroff-q35", Machine::Q35, &["--exit", "4"], 4),
+        acpi_poweroff("acpi-poweroff-pc", Machine::Pc, &[], 0),
         Case {
             // An ELF without a PVH note: QEMU refuses it with status 1, which must not read as "exit 0".
             via: Via::Cli,

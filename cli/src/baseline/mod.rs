@@ -75,6 +75,7 @@ impl Linux {
             // The baselines boot without disks (a field added for virtio-blk).
             disks: Vec::new(),
             extra: Vec::new(),
+            debug_exit: true,
         })
     }
 }

@@ -178,6 +178,7 @@ impl Suite {
                     net: spec.net.clone(),
                     disks: Vec::new(),
                     extra: Vec::new(),
+                    debug_exit: true,
                 })
             }
         }

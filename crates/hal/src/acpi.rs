@@ -1,4 +1,5 @@
-//! ACPI table parsing: the MADT (CPUs and interrupt controllers). Pure byte
+//! ACPI table parsing: the MADT (CPUs and interrupt controllers), the MCFG,
+//! virtio-mmio devices and the power-off method in the DSDT/FADT. Pure byte
 //! parsing over slices, tested on the host; the hardware layer reads the
 //! tables from physical memory and hands the bytes here.
 
@@ -350,5 +351,178 @@ mod virtio_tests {
         assert_eq!(cmdline_virtio_mmio(c, &mut out), 2);
         assert_eq!(out[0], MmioDevice { base: 0xfeb0_0e00, size: 512, gsi: 12 });
         assert_eq!(out[1], MmioDevice { base: 0xfeb0_1000, size: 4096, gsi: 13 });
+    }
+}
+
+/// How to switch the machine off (ACPI sleep state S5), from the FADT and
+/// the DSDT's `\_S5` object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PowerOff {
+    /// Fixed-hardware ACPI (QEMU q35/pc, most PCs): write `SLP_TYPx << 10 |
+    /// SLP_EN` to the PM1a control port, and `b_value` to PM1b if there is one.
+    /// `smi_cmd`/`acpi_enable`: how to switch ACPI mode on first (when SCI_EN
+    /// reads 0), 0 when there is nothing to switch.
+    Pm1 { pm1a: u16, pm1b: u16, a_value: u16, b_value: u16, smi_cmd: u16, acpi_enable: u8 },
+    /// Hardware-reduced ACPI (QEMU microvm, cloud-hypervisor): write
+    /// `SLP_TYPx << 2 | SLP_EN` to the sleep control register, in I/O space
+    /// (`io`) or memory space.
+    SleepControl { io: bool, address: u64, value: u8 },
+}
+
+/// FADT flag: hardware-reduced ACPI (no PM1 blocks; sleep control register instead).
+const FADT_HW_REDUCED: u32 = 1 << 20;
+
+/// A Generic Address Structure at `at`: (address space, address), for the
+/// two spaces BareFlow can write (0 memory, 1 I/O); `None` for others or 0.
+fn gas_at(b: &[u8], at: usize) -> Option<(bool, u64)> {
+    let g = b.get(at..at + 12)?;
+    let address = u64::from_le_bytes(g[4..12].try_into().ok()?);
+    match g[0] {
+        _ if address == 0 => None,
+        0 => Some((false, address)),
+        1 => Some((true, address)),
+        _ => None,
+    }
+}
+
+/// The S5 sleep types (SLP_TYPa, SLP_TYPb) of a DSDT: the first two elements
+/// of its `Name (_S5, Package () {...})`. Read from the AML bytes by pattern
+/// (NameOp, optional root prefix, `_S5_`, PackageOp, PkgLength, NumElements,
+/// then integers as BytePrefix values, Zero, One or Ones), as OSes without
+/// an AML interpreter do. `None` when the DSDT has no such package.
+pub fn s5_sleep_types(dsdt: &[u8]) -> Option<(u8, u8)> {
+    let mut at = 0;
+    while let Some(pos) = find(&dsdt[at..], b"_S5_") {
+        let name = at + pos;
+        at = name + 4;
+        let named = name >= 1 && (dsdt[name - 1] == 0x08 || (name >= 2 && dsdt[name - 1] == b'\\' && dsdt[name - 2] == 0x08));
+        if !named || dsdt.get(at) != Some(&0x12) {
+            continue;
+        }
+        // PkgLength: bits 7-6 of the lead byte count the bytes that follow it.
+        let lead = *dsdt.get(at + 1)?;
+        let mut p = at + 2 + (lead >> 6) as usize;
+        let count = *dsdt.get(p)?;
+        p += 1;
+        let mut types = [0u8; 2];
+        for t in types.iter_mut().take(count.min(2) as usize) {
+            let (v, len) = match *dsdt.get(p)? {
+                0x0a => (*dsdt.get(p + 1)?, 2),
+                0x00 => (0, 1),
+                0x01 => (1, 1),
+                0xff => (0xff, 1),
+                _ => return None,
+            };
+            *t = v;
+            p += len;
+        }
+        if count == 1 {
+            types[1] = types[0];
+        }
+        return Some((types[0], types[1]));
+    }
+    None
+}
+
+/// How to power off, from a FADT (`FACP`, header included) and its DSDT.
+/// Without a `\_S5` package: type 5 for hardware-reduced ACPI (QEMU's GED
+/// and cloud-hypervisor take 5), none for PM1 (there is no common value).
+pub fn power_off(fadt: &[u8], dsdt: Option<&[u8]>) -> Option<PowerOff> {
+    let flags = u32_at(fadt, 112).unwrap_or(0);
+    let s5 = dsdt.and_then(s5_sleep_types);
+    if flags & FADT_HW_REDUCED != 0 {
+        let (io, address) = gas_at(fadt, 244)?;
+        let typ = s5.map_or(5, |t| t.0);
+        return Some(PowerOff::SleepControl { io, address, value: ((typ & 7) << 2) | 0x20 });
+    }
+    let (a, b) = s5?;
+    let port = |legacy: usize, ext: usize| -> u16 {
+        let old = u32_at(fadt, legacy).unwrap_or(0);
+        let x = gas_at(fadt, ext).filter(|g| g.0).map_or(0, |g| g.1);
+        u16::try_from(if old != 0 { old as u64 } else { x }).unwrap_or(0)
+    };
+    let pm1a = port(64, 172);
+    if pm1a == 0 {
+        return None;
+    }
+    Some(PowerOff::Pm1 {
+        pm1a,
+        pm1b: port(68, 184),
+        a_value: ((a as u16 & 7) << 10) | (1 << 13),
+        b_value: ((b as u16 & 7) << 10) | (1 << 13),
+        smi_cmd: u16::try_from(u32_at(fadt, 48).unwrap_or(0)).unwrap_or(0),
+        acpi_enable: fadt.get(52).copied().unwrap_or(0),
+    })
+}
+
+#[cfg(test)]
+mod power_tests {
+    use super::*;
+
+    fn fadt(flags: u32, pm1a: u32, pm1b: u32, sleep_ctl: Option<(u8, u64)>) -> Vec<u8> {
+        let mut f = vec![0u8; 276];
+        f[0..4].copy_from_slice(b"FACP");
+        f[4..8].copy_from_slice(&276u32.to_le_bytes());
+        f[48..52].copy_from_slice(&0xb2u32.to_le_bytes());
+        f[52] = 0xf1;
+        f[64..68].copy_from_slice(&pm1a.to_le_bytes());
+        f[68..72].copy_from_slice(&pm1b.to_le_bytes());
+        f[112..116].copy_from_slice(&flags.to_le_bytes());
+        if let Some((space, addr)) = sleep_ctl {
+            f[244] = space;
+            f[245] = 8;
+            f[248..256].copy_from_slice(&addr.to_le_bytes());
+        }
+        f
+    }
+
+    #[test]
+    fn s5_packages_as_firmware_writes_them() {
+        // cloud-hypervisor style: Name (_S5_, Package (One) { 0x05 })
+        let ch = [b'x', 0x08, b'_', b'S', b'5', b'_', 0x12, 0x04, 0x01, 0x0a, 0x05];
+        assert_eq!(s5_sleep_types(&ch), Some((5, 5)));
+        // QEMU pc/q35 style: Name (\_S5, Package (0x04) { Zero, Zero, Zero, Zero })
+        let q = [0x08, b'\\', b'_', b'S', b'5', b'_', 0x12, 0x06, 0x04, 0x00, 0x00, 0x00, 0x00];
+        assert_eq!(s5_sleep_types(&q), Some((0, 0)));
+        // Two byte values, and a two-byte PkgLength.
+        let two = [0x08, b'_', b'S', b'5', b'_', 0x12, 0x40, 0x00, 0x02, 0x0a, 0x07, 0x01];
+        assert_eq!(s5_sleep_types(&two), Some((7, 1)));
+        // `_S5_` not after a NameOp (a method call, a string), then a real one.
+        let mixed = [b'_', b'S', b'5', b'_', 0x12, 0x04, 0x01, 0x0a, 0x03, 0x08, b'_', b'S', b'5', b'_', 0x12, 0x04, 0x01, 0x0a, 0x05];
+        assert_eq!(s5_sleep_types(&mixed), Some((5, 5)));
+        assert_eq!(s5_sleep_types(b"no sleep states here"), None);
+        // Truncated in the middle of the package: no value, no panic.
+        for n in 0..ch.len() {
+            let _ = s5_sleep_types(&ch[..n]);
+        }
+        assert_eq!(s5_sleep_types(&ch[..10]), None);
+        // An element that is not an integer constant.
+        assert_eq!(s5_sleep_types(&[0x08, b'_', b'S', b'5', b'_', 0x12, 0x04, 0x01, 0x14, 0x05]), None);
+    }
+
+    #[test]
+    fn power_off_from_fixed_hardware_and_hardware_reduced_fadts() {
+        let dsdt = [0x08, b'_', b'S', b'5', b'_', 0x12, 0x06, 0x02, 0x0a, 0x05, 0x0a, 0x05];
+        assert_eq!(
+            power_off(&fadt(0, 0x604, 0, None), Some(&dsdt)),
+            Some(PowerOff::Pm1 { pm1a: 0x604, pm1b: 0, a_value: (5 << 10) | (1 << 13), b_value: (5 << 10) | (1 << 13), smi_cmd: 0xb2, acpi_enable: 0xf1 })
+        );
+        // Fixed hardware needs the \_S5 values: no guess.
+        assert_eq!(power_off(&fadt(0, 0x604, 0, None), None), None);
+        assert_eq!(power_off(&fadt(0, 0, 0, None), Some(&dsdt)), None, "no PM1a block");
+        // Hardware-reduced: the sleep control register, in I/O or memory space.
+        assert_eq!(
+            power_off(&fadt(FADT_HW_REDUCED, 0, 0, Some((1, 0x3c0))), None),
+            Some(PowerOff::SleepControl { io: true, address: 0x3c0, value: (5 << 2) | 0x20 })
+        );
+        assert_eq!(
+            power_off(&fadt(FADT_HW_REDUCED, 0, 0, Some((0, 0xfea0_0000))), Some(&dsdt)),
+            Some(PowerOff::SleepControl { io: false, address: 0xfea0_0000, value: (5 << 2) | 0x20 })
+        );
+        assert_eq!(power_off(&fadt(FADT_HW_REDUCED, 0, 0, None), None), None, "no sleep control register");
+        assert_eq!(power_off(&fadt(FADT_HW_REDUCED, 0, 0, Some((2, 0x10))), None), None, "PCI config space: not supported");
+        // A short FADT (ACPI 1.0 is 116 bytes): no panic.
+        assert!(power_off(&fadt(0, 0x604, 0, None)[..116], Some(&dsdt)).is_some());
+        assert_eq!(power_off(&[0u8; 10], None), None);
     }
 }

@@ -112,6 +112,11 @@ static BOOT_INFO: BootInfoCell = BootInfoCell(UnsafeCell::new(BootInfo::EMPTY));
 static BOOT_INFO_SET: AtomicBool = AtomicBool::new(false);
 static PROBE: AtomicBool = AtomicBool::new(false);
 
+/// Whether the boot information is set yet (it is before any code above hal runs).
+pub(crate) fn boot_info_ready() -> bool {
+    BOOT_INFO_SET.load(Ordering::Acquire)
+}
+
 /// The boot information (set once, before the app runs).
 pub fn boot_info() -> &'static BootInfo {
     assert!(BOOT_INFO_SET.load(Ordering::Acquire), "boot info is set before any code above hal runs");

@@ -62,7 +62,8 @@ impl core::fmt::Debug for VirtioMmio {
     }
 }
 
-fn dsdt() -> Option<&'static [u8]> {
+/// The DSDT the FADT points to, if ACPI tables are there.
+pub(crate) fn dsdt() -> Option<&'static [u8]> {
     let fadt = smp::acpi_table(b"FACP")?;
     let x = fadt.get(140..148).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes).filter(|&a| a != 0);
     let addr = x.or_else(|| fadt.get(40..44).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes).map(u64::from))?;

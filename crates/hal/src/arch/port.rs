@@ -16,6 +16,20 @@ pub(crate) fn inb(port: u16) -> u8 {
     value
 }
 
+/// Writes a 16-bit word to an I/O port.
+pub(crate) fn outw(port: u16, value: u16) {
+    // SAFETY: as for `outb` (the ACPI PM1 control ports, owned by `exit`).
+    unsafe { core::arch::asm!("out dx, ax", in("dx") port, in("ax") value, options(nomem, nostack, preserves_flags)) }
+}
+
+/// Reads a 16-bit word from an I/O port.
+pub(crate) fn inw(port: u16) -> u16 {
+    let value: u16;
+    // SAFETY: as for `inb`.
+    unsafe { core::arch::asm!("in ax, dx", out("ax") value, in("dx") port, options(nomem, nostack, preserves_flags)) }
+    value
+}
+
 /// Writes a 32-bit word to an I/O port.
 pub(crate) fn outl(port: u16, value: u32) {
     // SAFETY: as for `outb` (the PCI configuration ports, owned by `pci`).
