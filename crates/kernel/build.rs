@@ -48,10 +48,10 @@ fn main() {
             empty_list()
         }
     };
-    if std::fs::read(&out).ok().as_deref() != Some(&bytes[..]) {
-        if let Err(e) = std::fs::write(&out, &bytes) {
-            eprintln!("cannot write {} ({e})", out.display());
-            exit(1);
-        }
+    if std::fs::read(&out).ok().as_deref() != Some(&bytes[..])
+        && let Err(e) = std::fs::write(&out, &bytes)
+    {
+        eprintln!("cannot write {} ({e})", out.display());
+        exit(1);
     }
 }

@@ -195,7 +195,9 @@ pub struct Manifest {
 /// A payload whose signature and code hash were checked. Only
 /// [`Payload::open`] makes one (the private field), so holding one proves
 /// the checks passed: the loader in the hardware layer relies on that.
+/// (`#[non_exhaustive]` would not do: it still lets this crate build one.)
 #[derive(Debug)]
+#[allow(clippy::manual_non_exhaustive)]
 pub struct Payload<'a> {
     pub manifest: Manifest,
     pub signer: PublicKey,

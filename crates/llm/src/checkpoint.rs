@@ -137,16 +137,16 @@ impl Config {
             seq_len: positive("seq_len", field(6))?,
             shared_classifier: raw_vocab > 0,
         };
-        if c.dim % c.n_heads != 0 {
+        if !c.dim.is_multiple_of(c.n_heads) {
             return Err(CheckpointError::DimNotDivisibleByHeads { dim: c.dim, n_heads: c.n_heads });
         }
-        if c.n_heads % c.n_kv_heads != 0 {
+        if !c.n_heads.is_multiple_of(c.n_kv_heads) {
             return Err(CheckpointError::HeadsNotDivisibleByKvHeads {
                 n_heads: c.n_heads,
                 n_kv_heads: c.n_kv_heads,
             });
         }
-        if c.head_size() % 2 != 0 {
+        if !c.head_size().is_multiple_of(2) {
             return Err(CheckpointError::OddHeadSize { head_size: c.head_size() });
         }
         Ok(c)
@@ -323,7 +323,7 @@ impl AlignedBytes {
 /// them into `store` (see [`AlignedBytes`]) and borrows that: the one copy
 /// happens only when it must.
 pub fn aligned<'a>(bytes: &'a [u8], store: &'a mut Option<AlignedBytes>) -> &'a [u8] {
-    if (bytes.as_ptr() as usize + HEADER_LEN) % WEIGHT_ALIGN == 0 {
+    if (bytes.as_ptr() as usize + HEADER_LEN).is_multiple_of(WEIGHT_ALIGN) {
         bytes
     } else {
         store.insert(AlignedBytes::copy_from(bytes)).as_bytes()

@@ -123,7 +123,7 @@ pub fn random_tokenizer(vocab_size: usize, seed: u64) -> Vec<u8> {
     while pieces.len() < vocab_size {
         let len = 2 + (rng.next_u32() % 7) as usize;
         let mut p = Vec::with_capacity(len + 1);
-        if rng.next_u32() % 2 == 0 {
+        if rng.next_u32().is_multiple_of(2) {
             p.push(b' ');
         }
         for _ in 0..len {
