@@ -295,11 +295,13 @@ pub fn cli_main(args: &[String]) -> Result<i32> {
 }
 
 /// The code in the kernel's `bareflow: exit code N; no isa-debug-exit device:
-/// powering off through ACPI ...` line (see `hal::exit`).
+/// powering off through ACPI ...` (or `resetting through the keyboard
+/// controller ...`) line, printed before it ends the machine (see `hal::exit`).
 pub fn powered_off_code(line: &str) -> Option<i32> {
     let rest = line.trim().strip_prefix("bareflow: exit code ")?;
     let (code, why) = rest.split_once(';')?;
-    why.trim_start().starts_with("no isa-debug-exit device: powering off through ACPI").then_some(())?;
+    let how = why.trim_start().strip_prefix("no isa-debug-exit device: ")?;
+    (how.starts_with("powering off through ACPI") || how.starts_with("resetting through the keyboard controller")).then_some(())?;
     code.parse().ok()
 }
 
@@ -317,7 +319,11 @@ mod tests {
         let l = "bareflow: exit code 3; no isa-debug-exit device: powering off through ACPI (the VMM will not see the code)";
         assert_eq!(powered_off_code(l), Some(3));
         assert_eq!(powered_off_code(&l.replace(" 3;", " -7;")), Some(-7));
-        assert_eq!(powered_off_code("bareflow: exit code 3; no isa-debug-exit device and no ACPI power-off described; halting"), None);
+        assert_eq!(
+            powered_off_code("bareflow: exit code 5; no isa-debug-exit device: resetting through the keyboard controller, no ACPI power-off described"),
+            Some(5)
+        );
+        assert_eq!(powered_off_code("bareflow: exit code 3; no isa-debug-exit device and no way to end the machine; halting"), None);
         assert_eq!(powered_off_code("bareflow: exit code x; no isa-debug-exit device: powering off through ACPI"), None);
         assert_eq!(powered_off_code("app says: bareflow: exit code 3; no isa-debug-exit device: powering off through ACPI"), None);
     }

@@ -1,5 +1,5 @@
 //! Leaving the VM with an exit code.
-use super::port::{inw, outb, outw};
+use super::port::{inb, inw, outb, outw};
 use crate::acpi::PowerOff;
 use bareflow_abi::exit::{to_port_value, DEBUG_EXIT_PORT};
 
@@ -7,24 +7,43 @@ use bareflow_abi::exit::{to_port_value, DEBUG_EXIT_PORT};
 /// process's exit status (`(code << 1) | 1`, see `bareflow_abi::exit`).
 /// Without that device (Firecracker, cloud-hypervisor, a plain QEMU command
 /// line), the machine is switched off through ACPI (S5) when the firmware
-/// describes how, losing the code; failing that, the CPU halts with
-/// interrupts off.
+/// describes how; failing that, it is reset through the keyboard controller
+/// (Firecracker ends the VM on that; QEMU does with `-no-reboot`); failing
+/// that too, the CPU halts with interrupts off. Both lose the code, so it is
+/// printed first (`run --no-debug-exit` reads it from that line).
 pub fn exit(code: i32) -> ! {
     outb(DEBUG_EXIT_PORT, to_port_value(code));
     // Still running: there is no isa-debug-exit device.
-    match acpi_power_off_method() {
-        Some(how) => {
-            super::console::write_raw(format_args!(
-                "bareflow: exit code {code}; no isa-debug-exit device: powering off through ACPI (the VMM will not see the code)\n"
-            ));
-            power_off(how);
-            super::console::write_raw(format_args!("bareflow: the ACPI power-off did not stop the machine; halting\n"));
-        }
-        None => super::console::write_raw(format_args!(
-            "bareflow: exit code {code}; no isa-debug-exit device and no ACPI power-off described; halting\n"
-        )),
+    if let Some(how) = acpi_power_off_method() {
+        super::console::write_raw(format_args!(
+            "bareflow: exit code {code}; no isa-debug-exit device: powering off through ACPI (the VMM will not see the code)\n"
+        ));
+        power_off(how);
+        super::console::write_raw(format_args!("bareflow: the ACPI power-off did not stop the machine\n"));
+    } else {
+        super::console::write_raw(format_args!(
+            "bareflow: exit code {code}; no isa-debug-exit device: resetting through the keyboard controller, no ACPI power-off described (the VMM will not see the code)\n"
+        ));
     }
+    keyboard_controller_reset();
+    super::console::write_raw(format_args!("bareflow: the machine is still running; halting\n"));
     halt_forever()
+}
+
+/// Pulses the CPU reset line through the 8042 keyboard controller (command
+/// 0xFE on port 0x64), once its input buffer is empty. Without a controller
+/// the port reads 0xFF (bounded wait) and the write goes nowhere.
+fn keyboard_controller_reset() {
+    for _ in 0..100_000 {
+        if inb(0x64) & 0x02 == 0 {
+            break;
+        }
+        core::hint::spin_loop();
+    }
+    outb(0x64, 0xfe);
+    for _ in 0..10_000_000 {
+        core::hint::spin_loop();
+    }
 }
 
 /// The firmware's power-off method, once boot information and the kernel's
