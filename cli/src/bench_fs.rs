@@ -73,7 +73,7 @@ pub fn main(args: &[String]) -> Result<i32> {
     crate::trust::pack_files_default(&[(big.clone(), "big.bin".into()), (payload, "hello.bfp".into())], &initfs)?;
     let disk = dir.join("disk.img");
     let raw_first = FAT_KIB * 2;
-    let cmdline = Cmdline::default().with_option("bareflow.app", "ktest").with_arg("bench-fs").with_arg(&raw_first.to_string()).with_arg("4096");
+    let cmdline = Cmdline::default().with_option("bareflow.app", "ktest").with_arg("bench-fs").with_arg(raw_first.to_string()).with_arg("4096");
     let mut samples: BTreeMap<String, (Vec<f64>, String)> = BTreeMap::new();
     for i in 0..runs {
         make_disk(&disk)?;

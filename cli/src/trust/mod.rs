@@ -132,8 +132,11 @@ pub fn key_main(args: &[String]) -> Result<i32> {
     }
 }
 
+/// Positional arguments, and `(flag, value)` pairs.
+type Parsed = (Vec<String>, Vec<(String, String)>);
+
 /// Pulls `--flag VALUE` options out of `args`; the rest are positional.
-fn options(args: &[String], flags: &[&str]) -> Result<(Vec<String>, Vec<(String, String)>)> {
+fn options(args: &[String], flags: &[&str]) -> Result<Parsed> {
     let mut pos = Vec::new();
     let mut opts = Vec::new();
     let mut it = args.iter();
