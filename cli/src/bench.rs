@@ -164,7 +164,7 @@ pub fn count_translated(log: &str, syms: &crate::symbolize::Symbolizer, main_at:
 /// interrupt path's blocks): the same count on every run, whatever the
 /// host's load, unlike the times. (icount ends blocks at I/O too: the count
 /// is ~5% above a plain boot's.)
-fn translated_before_main(elf: &Path) -> Result<Translated> {
+pub fn translated_before_main(elf: &Path) -> Result<Translated> {
     let syms = crate::symbolize::Symbolizer::from_file(elf)?;
     let main_at = syms
         .address_of("bareflow_main_reached")

@@ -43,12 +43,15 @@ enum Via {
     EchoV6,
 }
 
+/// A step on the host around a boot (make or check a disk image).
+type HostStep = fn(&Path) -> Result<(), String>;
+
 /// The second boot of a [`Via::Reboot`] case.
 struct Reboot {
     /// Size of the fresh disk image (all zero).
     disk_mib: u64,
     /// Then made ready on the host like this (e.g. formatted), if set.
-    prepare: Option<fn(&Path) -> Result<(), String>>,
+    prepare: Option<HostStep>,
     machine: Option<Machine>,
     args: &'static [&'static str],
     expect: &'static [&'static str],

@@ -79,11 +79,11 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         prefill: bareflow_llm::model::PREFILL_BATCH,
     };
     let mut i = 0;
-    if let Some(first) = args.first() {
-        if !first.starts_with('-') {
-            o.checkpoint = Some(first.clone());
-            i = 1;
-        }
+    if let Some(first) = args.first()
+        && !first.starts_with('-')
+    {
+        o.checkpoint = Some(first.clone());
+        i = 1;
     }
     while i < args.len() {
         let flag = args[i].as_str();

@@ -184,8 +184,11 @@ mod tests {
         }
     }
 
-    /// Reads a newc archive back: (name, mode, rdev major/minor, data) per entry.
-    fn read_back(mut bytes: &[u8]) -> Vec<(String, u32, (u32, u32), Vec<u8>)> {
+    /// One entry read back: name, mode, rdev major/minor, data.
+    type Entry = (String, u32, (u32, u32), Vec<u8>);
+
+    /// Reads a newc archive back, an [`Entry`] per entry.
+    fn read_back(mut bytes: &[u8]) -> Vec<Entry> {
         let mut out = Vec::new();
         loop {
             let mut r = cpio::newc::Reader::new(bytes).unwrap();
