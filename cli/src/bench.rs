@@ -170,29 +170,16 @@ pub fn translated_before_main(elf: &Path) -> Result<Translated> {
         .address_of("bareflow_main_reached")
         .context("the image has no `bareflow_main_reached` symbol (stripped, or an older kernel)")?;
     let log = std::env::temp_dir().join(format!("bareflow-in-asm-{}.log", std::process::id()));
+    let log_arg = log.to_str().context("the temporary directory's path is not UTF-8")?;
     let mut guest = hello_guest(elf, Machine::Microvm);
     guest.timeout = Duration::from_secs(60);
-    let mut cmd = guest.command();
-    cmd.args(["-icount", "shift=0", "-d", "in_asm", "-D"]).arg(&log);
-    cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
-    let mut child = cmd.spawn().context("could not start QEMU for the translation log")?;
-    let pid = child.id();
-    let start = std::time::Instant::now();
-    let done = loop {
-        if child.try_wait()?.is_some() {
-            break true;
-        }
-        if start.elapsed() > guest.timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            break false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let out = crate::qemu::boot_with_args(&guest, &["-icount", "shift=0", "-d", "in_asm", "-D", log_arg], &mut |l| l.to_string(), &stop);
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     let _ = std::fs::remove_file(&log);
-    if !done {
-        bail!("QEMU (pid {pid}) did not finish the logged boot within {} s; it was killed", guest.timeout.as_secs());
+    let out = out?;
+    if out.ending != Ending::Code(0) {
+        bail!("the logged boot ended with {:?} instead of exit 0; output:\n{}{}", out.ending, out.output(), out.stderr);
     }
     count_translated(&text, &syms, main_at).context("QEMU's -d in_asm log never reached `bareflow_main_reached`")
 }

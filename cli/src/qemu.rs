@@ -289,9 +289,21 @@ pub fn boot(guest: &Guest, on_line: &mut dyn FnMut(&str) -> String) -> Result<Ou
 /// is set, e.g. by a thread that drove a server in the guest and is done. Such
 /// a guest ends as [`Ending::Interrupted`]; [`interrupted`] tells it from Ctrl-C.
 pub fn boot_until(guest: &Guest, on_line: &mut dyn FnMut(&str) -> String, stop: &AtomicBool) -> Result<Outcome> {
+    boot_with_args(guest, &[], on_line, stop)
+}
+
+/// [`boot_until`] with more QEMU arguments after the guest's own (e.g. a
+/// `-d` log for a measurement).
+pub fn boot_with_args(
+    guest: &Guest,
+    qemu_args: &[&str],
+    on_line: &mut dyn FnMut(&str) -> String,
+    stop: &AtomicBool,
+) -> Result<Outcome> {
     crate::setup::ensure_qemu()?;
     install_interrupt_handler();
     let mut cmd = guest.command();
+    cmd.args(qemu_args);
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let start = Instant::now();
     let child = cmd.spawn().with_context(|| format!("could not start {}", crate::setup::QEMU))?;
