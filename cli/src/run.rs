@@ -284,7 +284,7 @@ pub fn cli_main(args: &[String]) -> Result<i32> {
             Ok(INTERRUPTED_EXIT)
         }
         // Without isa-debug-exit the kernel prints its code before the ACPI power-off.
-        Ending::NoCode if !o.debug_exit && let Some(c) = out.lines.iter().find_map(|l| powered_off_code(l)) => Ok(c),
+        Ending::NoCode if !o.debug_exit && let Some(c) = out.lines.iter().find_map(|l| bareflow_abi::exit::parse_powered_off_line(l)) => Ok(c),
         Ending::NoCode => bail!(
             "the guest stopped without reporting an exit code (QEMU exited with status 0: a reset, triple fault or power-off); its output is above{}",
             stderr_note(&out)
@@ -294,16 +294,6 @@ pub fn cli_main(args: &[String]) -> Result<i32> {
     }
 }
 
-/// The code in the kernel's `bareflow: exit code N; no isa-debug-exit device:
-/// powering off through ACPI ...` (or `resetting through the keyboard
-/// controller ...`) line, printed before it ends the machine (see `hal::exit`).
-pub fn powered_off_code(line: &str) -> Option<i32> {
-    let rest = line.trim().strip_prefix("bareflow: exit code ")?;
-    let (code, why) = rest.split_once(';')?;
-    let how = why.trim_start().strip_prefix("no isa-debug-exit device: ")?;
-    (how.starts_with("powering off through ACPI") || how.starts_with("resetting through the keyboard controller")).then_some(())?;
-    code.parse().ok()
-}
 
 fn stderr_note(out: &Outcome) -> String {
     let s = out.stderr.trim();
@@ -314,19 +304,6 @@ fn stderr_note(out: &Outcome) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_code_of_an_acpi_power_off_line() {
-        let l = "bareflow: exit code 3; no isa-debug-exit device: powering off through ACPI (the VMM will not see the code)";
-        assert_eq!(powered_off_code(l), Some(3));
-        assert_eq!(powered_off_code(&l.replace(" 3;", " -7;")), Some(-7));
-        assert_eq!(
-            powered_off_code("bareflow: exit code 5; no isa-debug-exit device: resetting through the keyboard controller, no ACPI power-off described"),
-            Some(5)
-        );
-        assert_eq!(powered_off_code("bareflow: exit code 3; no isa-debug-exit device and no way to end the machine; halting"), None);
-        assert_eq!(powered_off_code("bareflow: exit code x; no isa-debug-exit device: powering off through ACPI"), None);
-        assert_eq!(powered_off_code("app says: bareflow: exit code 3; no isa-debug-exit device: powering off through ACPI"), None);
-    }
 
     fn args(s: &[&str]) -> Vec<String> {
         s.iter().map(|x| x.to_string()).collect()

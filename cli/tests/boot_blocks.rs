@@ -7,7 +7,7 @@
 use bareflow_cli::bench::translated_before_main;
 use bareflow_cli::build::{self, Profile};
 
-/// 766 on 2026-12-06 (`cargo bareflow bench boot`); raise it only for code
+/// 767 on 2026-12-06 (`cargo bareflow bench boot`); raise it only for code
 /// that must run before `main`, and say why.
 const MAX_BLOCKS: usize = 850;
 

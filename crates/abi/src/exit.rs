@@ -32,9 +32,66 @@ pub fn from_qemu_status(status: i32) -> Option<i32> {
     }
 }
 
+/// How the kernel ends a machine that has no `isa-debug-exit` device. It
+/// prints [`powered_off_line`] first, since the VMM never sees the code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PowerOffVia {
+    /// ACPI sleep state S5.
+    Acpi,
+    /// A reset through the 8042 keyboard controller (no ACPI power-off described).
+    KeyboardController,
+}
+
+const POWER_OFF_PREFIX: &str = "bareflow: exit code ";
+const NO_DEVICE: &str = "; no isa-debug-exit device: ";
+const VIA_ACPI: &str = "powering off through ACPI";
+const VIA_KBD: &str = "resetting through the keyboard controller, no ACPI power-off described";
+
+/// The line the kernel prints before it ends the machine that way, e.g.
+/// `bareflow: exit code 3; no isa-debug-exit device: powering off through ACPI (the VMM will not see the code)`.
+pub fn powered_off_line(code: i32, via: PowerOffVia) -> impl core::fmt::Display {
+    struct Line(i32, PowerOffVia);
+    impl core::fmt::Display for Line {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            let how = match self.1 {
+                PowerOffVia::Acpi => VIA_ACPI,
+                PowerOffVia::KeyboardController => VIA_KBD,
+            };
+            write!(f, "{POWER_OFF_PREFIX}{}{NO_DEVICE}{how} (the VMM will not see the code)", self.0)
+        }
+    }
+    Line(code, via)
+}
+
+/// The code in a [`powered_off_line`] (the runner reads it back when it
+/// booted without the device).
+pub fn parse_powered_off_line(line: &str) -> Option<i32> {
+    let rest = line.trim().strip_prefix(POWER_OFF_PREFIX)?;
+    let (code, how) = rest.split_once(NO_DEVICE)?;
+    (how.starts_with(VIA_ACPI) || how.starts_with(VIA_KBD)).then_some(())?;
+    code.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::format;
+
+    #[test]
+    fn powered_off_lines_give_their_code_back() {
+        for via in [PowerOffVia::Acpi, PowerOffVia::KeyboardController] {
+            for code in [0, 3, -7, 127, i32::MIN] {
+                assert_eq!(parse_powered_off_line(&format!("{}", powered_off_line(code, via))), Some(code));
+            }
+        }
+        assert_eq!(
+            format!("{}", powered_off_line(3, PowerOffVia::Acpi)),
+            "bareflow: exit code 3; no isa-debug-exit device: powering off through ACPI (the VMM will not see the code)"
+        );
+        assert_eq!(parse_powered_off_line("bareflow: exit code 3; no isa-debug-exit device and no way to end the machine; halting"), None);
+        assert_eq!(parse_powered_off_line("bareflow: exit code x; no isa-debug-exit device: powering off through ACPI"), None);
+        assert_eq!(parse_powered_off_line("app says: bareflow: exit code 3; no isa-debug-exit device: powering off through ACPI"), None);
+    }
 
     /// What QEMU does with the byte the guest wrote.
     fn qemu_status(value: u8) -> i32 {

@@ -119,7 +119,7 @@ pub(crate) fn boot_info_ready() -> bool {
 
 /// The boot information (set once, before the app runs).
 pub fn boot_info() -> &'static BootInfo {
-    assert!(BOOT_INFO_SET.load(Ordering::Acquire), "boot info is set before any code above hal runs");
+    assert!(boot_info_ready(), "boot info is set before any code above hal runs");
     // SAFETY: set, so never written again (see `BootInfoCell`).
     unsafe { &*BOOT_INFO.0.get() }
 }

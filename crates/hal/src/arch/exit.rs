@@ -1,7 +1,7 @@
 //! Leaving the VM with an exit code.
 use super::port::{inb, inw, outb, outw};
 use crate::acpi::PowerOff;
-use bareflow_abi::exit::{to_port_value, DEBUG_EXIT_PORT};
+use bareflow_abi::exit::{powered_off_line, to_port_value, PowerOffVia, DEBUG_EXIT_PORT};
 
 /// Ends the VM: QEMU's `isa-debug-exit` device turns the code into the QEMU
 /// process's exit status (`(code << 1) | 1`, see `bareflow_abi::exit`).
@@ -15,15 +15,11 @@ pub fn exit(code: i32) -> ! {
     outb(DEBUG_EXIT_PORT, to_port_value(code));
     // Still running: there is no isa-debug-exit device.
     if let Some(how) = acpi_power_off_method() {
-        super::console::write_raw(format_args!(
-            "bareflow: exit code {code}; no isa-debug-exit device: powering off through ACPI (the VMM will not see the code)\n"
-        ));
+        super::console::write_raw(format_args!("{}\n", powered_off_line(code, PowerOffVia::Acpi)));
         power_off(how);
         super::console::write_raw(format_args!("bareflow: the ACPI power-off did not stop the machine\n"));
     } else {
-        super::console::write_raw(format_args!(
-            "bareflow: exit code {code}; no isa-debug-exit device: resetting through the keyboard controller, no ACPI power-off described (the VMM will not see the code)\n"
-        ));
+        super::console::write_raw(format_args!("{}\n", powered_off_line(code, PowerOffVia::KeyboardController)));
     }
     keyboard_controller_reset();
     super::console::write_raw(format_args!("bareflow: the machine is still running; halting\n"));
@@ -67,7 +63,7 @@ fn power_off(how: PowerOff) {
             // Only registers the kernel's page tables map already: the device
             // window below 4 GiB (uncached) or RAM. Nothing is mapped here, so
             // an exit from inside the page-table code cannot deadlock on it.
-            let device = (0xfe00_0000..0x1_0000_0000).contains(&address);
+            let device = super::mm::paging::DEVICE_WINDOW.contains(&address);
             if device || super::mm::is_mapped_ram(address, 1) {
                 // SAFETY: an identity-mapped register the FADT names as the
                 // sleep control register; writing it switches the machine off,

@@ -18,6 +18,9 @@ const PS: u64 = 1 << 7;
 const NX: u64 = 1 << 63;
 const ADDR: u64 = 0x000f_ffff_ffff_f000;
 const HUGE: u64 = 1 << 21;
+/// Device memory below 4 GiB (LAPIC, I/O APIC, virtio-mmio, HPET...),
+/// identity-mapped uncached by [`build_kernel_tables`].
+pub(crate) const DEVICE_WINDOW: core::ops::Range<u64> = 0xfe00_0000..0x1_0000_0000;
 
 static ROOT: AtomicU64 = AtomicU64::new(0);
 static NX_OK: AtomicBool = AtomicBool::new(false);
@@ -183,7 +186,7 @@ pub(crate) fn build_kernel_tables(limit: u64, l: &super::ImageLayout, guards: &[
         let n = ((limit - a) / HUGE).min(512 - ((a >> 21) & 511));
         for i in 0..n {
             let va = a + i * HUGE;
-            let device = (0xfe00_0000..0x1_0000_0000).contains(&va);
+            let device = DEVICE_WINDOW.contains(&va);
             let prot = if device { Prot::Device } else { Prot::ReadWrite };
             // SAFETY: entries `i < n` of the directory holding `first`, which
             // ends at a 1 GiB boundary that `n` does not cross.
