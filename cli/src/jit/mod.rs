@@ -253,7 +253,15 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
     let Some(isa) = isa_for(ks.kind()) else {
         bail!("this CPU has only the portable kernels: the JIT generates SSE2 or AVX2 code only");
     };
-    println!("ahead-of-time kernels: {}; JIT ISA: {}", ks.kind().name(), isa.name());
+    // The engine generates int8 products with AVX-512 VNNI where the CPU has it.
+    let vnni = bareflow_jit::q8::vnni_usable(&bareflow_llm::kernels::CpuFeatures::detect());
+    let q8_spec = |cols: usize| if vnni { Q8Spec::tuned_vnni(cols) } else { Q8Spec::tuned(cols) };
+    println!(
+        "ahead-of-time kernels: {}; JIT ISA: {}; int8 products: {}",
+        ks.kind().name(),
+        isa.name(),
+        if vnni { "AVX-512 VNNI (the AOT int8 kernel is AVX2)" } else { "AVX2 (no AVX-512 VNNI here)" }
+    );
 
     // 1. Choice of register block and prefetch, by measurement, on the 15M w1 shape.
     // `--prompt-only`: only the generate-time table and the prompt rows.
@@ -297,7 +305,7 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
         // Everything the JIT makes for a model: f32 and int8 products for each
         // width, and RMSNorm, SwiGLU, RoPE and softmax at its dims (those its ISA makes).
         let specs: Vec<MatvecSpec> = cols.iter().map(|&c| MatvecSpec::tuned(c, isa)).collect();
-        let q8_specs: Vec<Q8Spec> = if isa == bareflow_jit::Isa::Avx2Fma { cols.iter().map(|&c| Q8Spec::tuned(c.div_ceil(32) * 32)).collect() } else { Vec::new() };
+        let q8_specs: Vec<Q8Spec> = if isa == bareflow_jit::Isa::Avx2Fma { cols.iter().map(|&c| q8_spec(c.div_ceil(32) * 32)).collect() } else { Vec::new() };
         // At the set's own vector width (the bits of its AOT kernels).
         let vec_isa = bareflow_jit::engine::pointwise_isa_for(ks.kind());
         let vec_specs: Vec<_> = match vec_isa {
@@ -378,32 +386,45 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
     }
 
     if isa == bareflow_jit::Isa::Avx2Fma {
-        println!("\nint8 tuning: rows per register block and prefetch distance in rows ahead (best of {reps})");
-        println!("| matrix | block rows | prefetch rows ahead | AOT ns | JIT ns | AOT/JIT |");
-        println!("|---|---|---|---|---|---|");
+        println!("\nint8 tuning: instructions, rows per register block and prefetch distance in rows ahead (best of {reps})");
+        println!("| matrix | code | block rows | prefetch rows ahead | AOT ns | JIT ns | AOT/JIT |");
+        println!("|---|---|---|---|---|---|---|");
         let q8_tuning: &[(usize, usize)] = if tuning { &[(768, 288), (2048, 768), (768, 2048)] } else { &[] };
+        let codes: &[bool] = if vnni { &[false, true] } else { &[false] };
         for &(rows, cols) in q8_tuning {
-            for block_rows in [1usize, 2, 4, 6] {
-                for ahead in [0u32, 2, 4, 8, 16] {
-                    let prefetch = (ahead * cols as u32).min(65536) / 64 * 64;
-                    let mut p = Program::new();
-                    p.add_q8(Q8Spec { cols, block_rows, prefetch })?;
-                    let k = p.place(&HostAlloc)?.q8.pop().context("no kernel")?;
-                    let (a, j) = bench_q8(ks, &k, rows, reps)?;
-                    println!("| {rows}x{cols} | {block_rows} | {ahead} | {a:.0} | {j:.0} | {:.2}x |", a / j);
+            for &v in codes {
+                for block_rows in [1usize, 2, 4] {
+                    for ahead in [0u32, 8, 16] {
+                        let prefetch = (ahead * cols as u32).min(65536) / 64 * 64;
+                        let mut p = Program::new();
+                        p.add_q8(Q8Spec { cols, block_rows, prefetch, vnni: v })?;
+                        let k = p.place(&HostAlloc)?.q8.pop().context("no kernel")?;
+                        let (a, j) = bench_q8(ks, &k, rows, reps)?;
+                        let code = if v { "vnni" } else { "avx2" };
+                        println!("| {rows}x{cols} | {code} | {block_rows} | {ahead} | {a:.0} | {j:.0} | {:.2}x |", a / j);
+                    }
                 }
             }
         }
-        println!("\nint8 weights (groups of 32), same method");
-        println!("| model | matrix | AOT ns | JIT ns | AOT/JIT |");
-        println!("|---|---|---|---|---|");
+        println!("\nint8 weights (groups of 32), same method; the engine's choice{}", if vnni { " (VNNI), and the AVX2 code beside it" } else { "" });
+        println!("| model | matrix | AOT ns | JIT ns | AOT/JIT | JIT AVX2 ns |");
+        println!("|---|---|---|---|---|---|");
         for &s in kshapes {
             for (rows, cols, _) in matmul_shapes(s) {
+                let padded = cols.div_ceil(32) * 32;
                 let mut p = Program::new();
-                p.add_q8(Q8Spec::tuned(cols.div_ceil(32) * 32))?;
-                let k = p.place(&HostAlloc)?.q8.pop().context("no kernel")?;
+                p.add_q8(q8_spec(padded))?;
+                if vnni {
+                    p.add_q8(Q8Spec::tuned(padded))?;
+                }
+                let mut placed = p.place(&HostAlloc)?.q8.into_iter();
+                let k = placed.next().context("no kernel")?;
                 let (a, j) = bench_q8(ks, &k, rows, reps)?;
-                println!("| {} | {rows}x{cols} | {a:.0} | {j:.0} | {:.2}x |", shape_name(s), a / j);
+                let avx2 = match placed.next() {
+                    Some(k2) => format!("{:.0}", bench_q8(ks, &k2, rows, reps)?.1),
+                    None => "-".into(),
+                };
+                println!("| {} | {rows}x{cols} | {a:.0} | {j:.0} | {:.2}x | {avx2} |", shape_name(s), a / j);
                 krows.push(KernelRow { model: format!("{} int8", shape_name(s)), rows, cols, aot_ns: a, jit_ns: j, gbs: 0.0 });
             }
         }
@@ -563,7 +584,7 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
                 std::fs::write(&ckpt, random_checkpoint(s, 1))?;
                 std::fs::write(&tok, random_tokenizer(s.config().vocab_size, 1))?;
             }
-            for (t, int8) in [(1, false), (threads, false), (1, true)] {
+            for (t, int8) in [(1, false), (threads, false), (1, true), (threads, true)] {
                 let (mut a, mut j, mut cv) = (Vec::new(), Vec::new(), Vec::new());
                 let mut same = true;
                 for _ in 0..reps {
@@ -656,8 +677,9 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
         .collect();
     let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let line = format!(
-        "{{\"bench\":\"jit\",\"unix_time\":{stamp},\"isa\":\"{}\",\"generate\":[{}],\"kernels\":[{}],\"end_to_end\":[{}]}}\n",
+        "{{\"bench\":\"jit\",\"unix_time\":{stamp},\"isa\":\"{}\",\"int8\":\"{}\",\"generate\":[{}],\"kernels\":[{}],\"end_to_end\":[{}]}}\n",
         isa.name(),
+        if vnni { "avx512 vnni" } else { "avx2" },
         gen_json.join(","),
         kj.join(","),
         e2e.join(",")

@@ -333,6 +333,8 @@ pub struct LlmJit {
     all: bool,
     /// Int8 rows shorter than this are left to the AOT kernel (unless `all`).
     min_q8_cols: usize,
+    /// Int8 products with AVX-512 VNNI ([`Q8Spec::tuned_vnni`]): the CPU has it.
+    vnni: bool,
     installed: Vec<MatvecKernel>,
     installed_q8: Vec<Q8Kernel>,
     installed_pointwise: Vec<PointwiseKernel>,
@@ -361,6 +363,7 @@ impl LlmJit {
             max_kernels,
             all,
             min_q8_cols: DEFAULT_MIN_Q8_COLS,
+            vnni: crate::q8::vnni_usable(&bareflow_llm::kernels::CpuFeatures::detect()),
             installed: Vec::new(),
             installed_q8: Vec::new(),
             installed_pointwise: Vec::new(),
@@ -378,6 +381,18 @@ impl LlmJit {
     pub fn with_min_q8_cols(mut self, cols: usize) -> Self {
         self.min_q8_cols = cols;
         self
+    }
+
+    /// Without `on`, int8 products are AVX2 code even where the CPU has
+    /// AVX-512 VNNI (with `on`, VNNI only where the CPU has it).
+    pub fn with_vnni(mut self, on: bool) -> Self {
+        self.vnni = on && crate::q8::vnni_usable(&bareflow_llm::kernels::CpuFeatures::detect());
+        self
+    }
+
+    /// Whether int8 products are generated with AVX-512 VNNI.
+    pub fn vnni(&self) -> bool {
+        self.vnni
     }
 
     /// What was generated, in order.
@@ -483,7 +498,10 @@ impl LlmJit {
                     ));
                     continue;
                 }
-                Op::Q8Matmul { cols, .. } if q8 => KernelSpec::Q8(Q8Spec::tuned(cols.div_ceil(GROUP) * GROUP)),
+                Op::Q8Matmul { cols, .. } if q8 => {
+                    let padded = cols.div_ceil(GROUP) * GROUP;
+                    KernelSpec::Q8(if self.vnni { Q8Spec::tuned_vnni(padded) } else { Q8Spec::tuned(padded) })
+                }
                 Op::Q8Matmul { .. } => {
                     self.log.push(format!("{}: int8 products are generated for AVX2 only (ahead-of-time kernel kept)", s.op));
                     continue;
@@ -684,7 +702,7 @@ impl Specialiser for LlmJit {
             // the products, the vector width for the others.
             let (isa, tuning) = match k.spec {
                 KernelSpec::Matvec(m) => (m.isa.name(), format!("block {} rows, prefetch {:>5} B", m.block_rows, m.prefetch)),
-                KernelSpec::Q8(q) => ("avx2 int8", format!("block {} rows, prefetch {:>5} B", q.block_rows, q.prefetch)),
+                KernelSpec::Q8(q) => (if q.vnni { "avx512 vnni int8" } else { "avx2 int8" }, format!("block {} rows, prefetch {:>5} B", q.block_rows, q.prefetch)),
                 KernelSpec::Matmat(m) => (m.isa.name(), format!("tiles of {} tokens, 8 lanes", m.tile)),
                 KernelSpec::Pointwise(_, isa) => {
                     (isa.name(), format!("{} lanes", if isa == Isa::Avx512 { 16 } else { 8 }))

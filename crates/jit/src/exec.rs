@@ -140,7 +140,8 @@ impl Program {
         Ok(self.push(KernelSpec::Matmat(spec), offset, &bytes))
     }
 
-    /// Generates an int8 matrix-vector kernel (AVX2) and appends it; returns its index.
+    /// Generates an int8 matrix-vector kernel (AVX2, or AVX-512 VNNI) and appends it; returns its index.
+    /// Code for [`Q8Spec::vnni`] must only run where [`q8::vnni_usable`].
     pub fn add_q8(&mut self, spec: Q8Spec) -> Result<usize, JitError> {
         let offset = self.pad();
         let bytes = q8::generate(&spec, offset as u64)?;
@@ -189,7 +190,7 @@ impl Program {
         for &(spec, offset, size) in &self.entries {
             match spec {
                 KernelSpec::Matvec(spec) => placed.matvec.push(Kernel { mem: mem.clone(), offset, spec, isa: spec.isa, size }),
-                KernelSpec::Q8(spec) => placed.q8.push(Kernel { mem: mem.clone(), offset, spec, isa: Isa::Avx2Fma, size }),
+                KernelSpec::Q8(spec) => placed.q8.push(Kernel { mem: mem.clone(), offset, spec, isa: if spec.vnni { Isa::Avx512 } else { Isa::Avx2Fma }, size }),
                 KernelSpec::Pointwise(spec, isa) => {
                     placed.pointwise.push(Kernel { mem: mem.clone(), offset, spec, isa, size })
                 }

@@ -35,6 +35,12 @@ pub struct Q8Spec {
     /// Prefetch distance in bytes ahead of each row's weight loads
     /// (`prefetcht0`, one per 64 bytes), a multiple of 64 up to 65536; 0 for none.
     pub prefetch: u32,
+    /// The integer part with AVX-512 VNNI (`vpdpbusd` on ymm, EVEX) instead of
+    /// `vpmaddubsw`/`vpmaddwd`, and each scale product taken with an embedded
+    /// broadcast: the same i32 lanes (four adjacent bytes each, exact, no
+    /// saturation on either path for |x| <= 128), so the same bits.
+    /// Needs AVX512_VNNI and AVX512VL (see [`vnni_usable`]).
+    pub vnni: bool,
 }
 
 impl Q8Spec {
@@ -44,7 +50,7 @@ impl Q8Spec {
     /// [`Q8Spec::TUNED_PREFETCH_ROWS`] rows ahead.
     pub fn tuned(cols: usize) -> Self {
         let ahead = (Self::TUNED_PREFETCH_ROWS as usize * cols).min(65536) as u32;
-        Q8Spec { cols, block_rows: 1, prefetch: ahead / 64 * 64 }
+        Q8Spec { cols, block_rows: 1, prefetch: ahead / 64 * 64, vnni: false }
     }
 
     /// How many rows ahead [`Q8Spec::tuned`] prefetches: in the `bench jit`
@@ -53,6 +59,19 @@ impl Q8Spec {
     /// ahead-of-time kernel on 768x288, 2048x768 and 768x2048, ahead of 8 rows
     /// (1.17x, 1.07x, 1.09x); without prefetch 0.6–1.2x.
     pub const TUNED_PREFETCH_ROWS: u32 = 16;
+
+    /// The settings used by the engine where [`vnni_usable`]: VNNI, blocks of
+    /// 2 rows, prefetching [`Q8Spec::TUNED_PREFETCH_ROWS`] rows ahead. On a
+    /// Zen 4 (2026-12-06, `examples/q8probe`-style sweep over the 15M and 110M
+    /// shapes rotating through 14-24 MiB, best of 5): 2 rows with 16 ahead
+    /// ran at 1.33-1.62x the ahead-of-time AVX2 kernel, one VNNI row at
+    /// 1.20-1.49x, and the AVX2 code with one row at 1.08-1.39x. Blocks of 4
+    /// and 6 rows were faster still on 768x288 in L2 (1.8x) but fell to
+    /// 0.4-0.7x on 2048x768 streamed, where two weight streams per row pair
+    /// already cost.
+    pub fn tuned_vnni(cols: usize) -> Self {
+        Q8Spec { block_rows: 2, vnni: true, ..Self::tuned(cols) }
+    }
 
     /// Refuses shapes the generator cannot make correct code for.
     pub fn validate(&self) -> Result<(), JitError> {
@@ -82,10 +101,18 @@ const XMM: [AsmRegisterXmm; 16] = [
     xmm0, xmm1, xmm2, xmm3, xmm4, xmm5, xmm6, xmm7, xmm8, xmm9, xmm10, xmm11, xmm12, xmm13, xmm14, xmm15,
 ];
 
+/// Whether the CPU runs the [`Q8Spec::vnni`] code: AVX512_VNNI and AVX512VL
+/// (CPUID leaf 7), with the OS saving the opmask and ZMM state.
+pub fn vnni_usable(f: &bareflow_llm::kernels::CpuFeatures) -> bool {
+    f.avx512 && f.avx512_vnni_vl
+}
+
 /// Generates the kernel for `spec`, to be placed at `ip`.
 pub fn generate(spec: &Q8Spec, ip: u64) -> Result<Vec<u8>, JitError> {
     spec.validate()?;
     let mut a = CodeAssembler::new(64).map_err(|e| JitError::Encoder(e.to_string()))?;
+    // EVEX where VNNI is asked for (the VEX `vpdpbusd` is AVX-VNNI, another extension).
+    a.set_prefer_vex(!spec.vnni);
     emit(&mut a, spec).map_err(|e| JitError::Encoder(e.to_string()))?;
     a.assemble(ip).map_err(|e| JitError::Encoder(e.to_string()))
 }
@@ -130,6 +157,9 @@ fn emit(a: &mut CodeAssembler, s: &Q8Spec) -> Result<(), IcedError> {
 }
 
 fn block(a: &mut CodeAssembler, s: &Q8Spec, rows: usize) -> Result<(), IcedError> {
+    if s.vnni {
+        return block_vnni(a, s, rows);
+    }
     let groups = s.cols / GROUP;
     for row in 0..rows {
         a.vxorps(YMM[row], YMM[row], YMM[row])?;
@@ -156,6 +186,47 @@ fn block(a: &mut CodeAssembler, s: &Q8Spec, rows: usize) -> Result<(), IcedError
             a.vfmadd231ps(YMM[row], w, YMM[sc])?;
         }
     }
+    hsum_rows(a, rows)
+}
+
+// VNNI: ymm0..5 accumulators, ymm6 x, ymm7 |x|, ymm8..11 weights (VEX `vpsignb`
+// reaches only ymm0..15), ymm12 sx[g] broadcast, ymm16..23 integer products,
+// ymm24..31 scale products.
+const HI: [AsmRegisterYmm; 16] = [
+    ymm16, ymm17, ymm18, ymm19, ymm20, ymm21, ymm22, ymm23, ymm24, ymm25, ymm26, ymm27, ymm28, ymm29, ymm30, ymm31,
+];
+
+fn block_vnni(a: &mut CodeAssembler, s: &Q8Spec, rows: usize) -> Result<(), IcedError> {
+    let groups = s.cols / GROUP;
+    for row in 0..rows {
+        a.vxorps(YMM[row], YMM[row], YMM[row])?;
+    }
+    let mut t = 0;
+    for g in 0..groups {
+        a.vmovdqu(ymm6, ptr(rcx + g * GROUP))?;
+        a.vpsignb(ymm7, ymm6, ymm6)?;
+        a.vbroadcastss(ymm12, dword_ptr(r8 + g * 4))?;
+        for row in 0..rows {
+            if s.prefetch != 0 && g % 2 == 0 {
+                // A hint: it never faults, wherever it points.
+                a.prefetcht0(byte_ptr(rsi + (row * s.cols + g * GROUP + s.prefetch as usize)))?;
+            }
+            let (w, p, sc) = (YMM[8 + t % 4], HI[t % 8], HI[8 + t % 8]);
+            t += 1;
+            a.vmovdqu(w, ptr(rsi + (row * s.cols + g * GROUP)))?;
+            a.vpsignb(w, w, ymm6)?;
+            a.vpxord(p, p, p)?;
+            a.vpdpbusd(p, ymm7, w)?;
+            a.vcvtdq2ps(p, p)?;
+            a.vmulps(sc, ymm12, dword_bcst(rdx + (row * groups + g) * 4))?;
+            a.vfmadd231ps(YMM[row], p, sc)?;
+        }
+    }
+    hsum_rows(a, rows)
+}
+
+/// Each accumulator's 8 lanes summed as the ahead-of-time `hsum256` does, stored to `out[row]`.
+fn hsum_rows(a: &mut CodeAssembler, rows: usize) -> Result<(), IcedError> {
     for row in 0..rows {
         let v = XMM[row];
         a.vextractf128(xmm13, YMM[row], 1)?;

@@ -141,11 +141,15 @@ fn generated_int8_matvec_is_bit_exact_with_the_aot_kernel() {
     let mut cols: Vec<usize> = (1..=12).map(|g| g * 32).collect();
     cols.extend([192, 288, 768, 2048]);
     cols.extend((0..10).map(|_| 32 * (1 + (rng.next_u64() % 96) as usize)));
+    let vnni = bareflow_jit::q8::vnni_usable(&bareflow_llm::kernels::CpuFeatures::detect());
+    if !vnni {
+        eprintln!("this CPU has no AVX-512 VNNI: the VNNI int8 kernels are not run here");
+    }
     for &c in &cols {
-        for block_rows in 1..=6 {
+        for (block_rows, vnni) in (1..=6).flat_map(|b| [(b, false), (b, true)]).filter(|&(_, v)| !v || vnni) {
             // With and without prefetch: the hint must not change a bit.
             let prefetch = if block_rows % 2 == 0 { 0 } else { 64 * block_rows as u32 * 7 };
-            let spec = Q8Spec { cols: c, block_rows, prefetch };
+            let spec = Q8Spec { cols: c, block_rows, prefetch, vnni };
             let mut prog = Program::new();
             prog.add_q8(spec).expect("generate");
             let k = prog.place(&HostAlloc).expect("place").q8.pop().expect("one kernel");
@@ -156,14 +160,49 @@ fn generated_int8_matvec_is_bit_exact_with_the_aot_kernel() {
     }
 }
 
+/// VNNI's `vpdpbusd` and AVX2's `vpmaddubsw`+`vpmaddwd` agree on every
+/// byte, -128 included (which the quantizer never makes): no pair sum reaches
+/// i16 saturation, so both give the same i32 lanes and the same bits.
+#[test]
+fn vnni_int8_gives_the_avx2_bits_over_the_whole_byte_range() {
+    let Ok(ks) = KernelSet::new(KernelKind::Avx2) else { return };
+    if !bareflow_jit::q8::vnni_usable(&bareflow_llm::kernels::CpuFeatures::detect()) {
+        eprintln!("this CPU has no AVX-512 VNNI: nothing to compare");
+        return;
+    }
+    let mut rng = Rng::new(77);
+    for (cols, rows) in [(32, 1), (288, 7), (768, 5)] {
+        let groups = cols / 32;
+        let bytes = |rng: &mut Rng, n: usize, edge: bool| -> Vec<i8> {
+            (0..n).map(|_| if edge { [-128i8, 127, -127][(rng.next_u64() % 3) as usize] } else { rng.next_u64() as i8 }).collect()
+        };
+        for edge in [false, true] {
+            let (qw, qx) = (bytes(&mut rng, rows * cols, edge), bytes(&mut rng, cols, edge));
+            let sw: Vec<f32> = (0..rows * groups).map(|_| rng.next_f32().abs() / 127.0).collect();
+            let sx: Vec<f32> = (0..groups).map(|_| rng.next_f32().abs() / 127.0).collect();
+            let mut want = vec![0.0; rows];
+            ks.q8_matmul(&mut want, &qw, &sw, &qx, &sx);
+            for block_rows in [1, 2, 3] {
+                let mut p = Program::new();
+                p.add_q8(Q8Spec { cols, block_rows, prefetch: 0, vnni: true }).expect("generate");
+                let k = p.place(&HostAlloc).expect("place").q8.pop().expect("one kernel");
+                let mut got = vec![f32::NAN; rows];
+                k.run(&mut got, &qw, &sw, &qx, &sx).expect("run");
+                let (g, w): (Vec<u32>, Vec<u32>) = (got.iter().map(|v| v.to_bits()).collect(), want.iter().map(|v| v.to_bits()).collect());
+                assert_eq!(g, w, "{cols} columns, {rows} rows, blocks of {block_rows}, edge bytes {edge}");
+            }
+        }
+    }
+}
+
 #[test]
 fn impossible_int8_shapes_are_refused() {
-    let p = |cols, block_rows| Program::new().add_q8(Q8Spec { cols, block_rows, prefetch: 0 });
+    let p = |cols, block_rows| Program::new().add_q8(Q8Spec { cols, block_rows, prefetch: 0, vnni: false });
     assert_eq!(p(0, 4), Err(JitError::ZeroColumns));
     assert_eq!(p(100, 4), Err(JitError::NotWholeGroups(100)));
     assert!(matches!(p(32 * 4096, 4), Err(JitError::TooManyColumns { .. })));
     assert!(matches!(p(64, 7), Err(JitError::BadBlockRows { rows: 7, max: 6, .. })));
-    let pf = |prefetch| Program::new().add_q8(Q8Spec { cols: 64, block_rows: 1, prefetch });
+    let pf = |prefetch| Program::new().add_q8(Q8Spec { cols: 64, block_rows: 1, prefetch, vnni: false });
     assert_eq!(pf(100), Err(JitError::BadPrefetch(100)));
     assert_eq!(pf(65536 + 64), Err(JitError::BadPrefetch(65536 + 64)));
     assert!(pf(65536).is_ok());

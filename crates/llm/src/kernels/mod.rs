@@ -174,6 +174,8 @@ pub struct CpuFeatures {
     /// AVX-512 F (with AVX2 and FMA), and the OS saves the opmask and ZMM
     /// state (XCR0 bits 5-7 as well as 1-2).
     pub avx512: bool,
+    /// AVX512_VNNI and AVX512VL (the 256-bit EVEX `vpdpbusd`), with `avx512`.
+    pub avx512_vnni_vl: bool,
 }
 
 impl CpuFeatures {
@@ -191,12 +193,13 @@ impl CpuFeatures {
         let fma = l1.ecx & (1 << 12) != 0;
         let osxsave = l1.ecx & (1 << 27) != 0;
         let avx = l1.ecx & (1 << 28) != 0;
-        let l7b = if l0.eax >= 7 {
+        let (l7b, l7c) = if l0.eax >= 7 {
             #[allow(unused_unsafe)]
             // SAFETY: leaf 7 exists (max leaf checked just before).
-            unsafe { __cpuid_count(7, 0) }.ebx
+            let l7 = unsafe { __cpuid_count(7, 0) };
+            (l7.ebx, l7.ecx)
         } else {
-            0
+            (0, 0)
         };
         let avx2 = l7b & (1 << 5) != 0;
         // AVX512F is leaf 7 EBX bit 16 (the kernels use nothing beyond F).
@@ -210,13 +213,16 @@ impl CpuFeatures {
         let ymm_state = xcr0 & 0b110 == 0b110;
         let zmm_state = xcr0 & 0xe6 == 0xe6;
         let avx2_fma = fma && avx && avx2 && ymm_state;
-        CpuFeatures { sse2, avx2_fma, avx512: avx2_fma && avx512 && zmm_state }
+        let avx512 = avx2_fma && avx512 && zmm_state;
+        // AVX512VL is leaf 7 EBX bit 31, AVX512_VNNI leaf 7 ECX bit 11.
+        let avx512_vnni_vl = avx512 && l7b & (1 << 31) != 0 && l7c & (1 << 11) != 0;
+        CpuFeatures { sse2, avx2_fma, avx512, avx512_vnni_vl }
     }
 
     /// Non-x86 CPUs: only the scalar kernels.
     #[cfg(not(target_arch = "x86_64"))]
     pub fn detect() -> Self {
-        CpuFeatures { sse2: false, avx2_fma: false, avx512: false }
+        CpuFeatures { sse2: false, avx2_fma: false, avx512: false, avx512_vnni_vl: false }
     }
 }
 
