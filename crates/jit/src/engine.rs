@@ -314,6 +314,28 @@ pub struct Generated {
     /// After the in-place trial: the ops it serves, AOT cycles over JIT
     /// cycles there, and whether it was kept.
     pub trial: Option<(f64, bool)>,
+    /// Which of the raced variants it is (int8 products; 0 for the others).
+    pub variant: usize,
+}
+
+/// The int8 variants raced in the in-place trial, op by op (see
+/// [`Specialiser::variants`]): the engine's tuned code with one row per
+/// block, and with two. Which pays depends on the shape and on where the
+/// weights live: on a Zen 4 (VNNI, `bench jit`, 2026-12-06) two rows ran at
+/// 1.2-1.6x one row on the 15M shapes (15 MiB of int8 weights, in L3), but at
+/// 0.56-0.76x the AOT kernel on the 110M ones streamed from memory, where one
+/// row ran at 1.0-1.1x.
+pub const Q8_VARIANTS: [usize; 2] = [1, 2];
+const _: () = assert!(Q8_VARIANTS[0] == 1, "variant 0 is `Q8Spec::tuned`, one row per block");
+
+/// What the trial chose for one int8 op.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Choice {
+    pub op: Op,
+    /// The variant kept for it, or `None`: the ahead-of-time kernel.
+    pub variant: Option<usize>,
+    /// Each variant's AOT/JIT cycles per call in the trial.
+    pub ratios: [Option<f64>; Q8_VARIANTS.len()],
 }
 
 /// Int8 rows shorter than this stay on the AOT kernel with `--jit on`. It was
@@ -336,7 +358,15 @@ pub struct LlmJit {
     /// Int8 products with AVX-512 VNNI ([`Q8Spec::tuned_vnni`]): the CPU has it.
     vnni: bool,
     installed: Vec<MatvecKernel>,
-    installed_q8: Vec<Q8Kernel>,
+    /// Int8 kernels with their variant (an index into [`Q8_VARIANTS`]).
+    installed_q8: Vec<(usize, Q8Kernel)>,
+    /// The int8 variant the current op call runs ([`Specialiser::select`]).
+    current: usize,
+    /// Variants generated per int8 shape: all of [`Q8_VARIANTS`] when a trial
+    /// will race them (not with `all`, which has none), else the first.
+    q8_variants: usize,
+    /// The trial's choice per int8 op.
+    choices: Vec<Choice>,
     installed_pointwise: Vec<PointwiseKernel>,
     installed_matmat: Vec<MatmatKernel>,
     generated: Vec<Generated>,
@@ -366,6 +396,9 @@ impl LlmJit {
             vnni: crate::q8::vnni_usable(&bareflow_llm::kernels::CpuFeatures::detect()),
             installed: Vec::new(),
             installed_q8: Vec::new(),
+            current: 0,
+            q8_variants: if all { 1 } else { Q8_VARIANTS.len() },
+            choices: Vec::new(),
             installed_pointwise: Vec::new(),
             installed_matmat: Vec::new(),
             generated: Vec::new(),
@@ -411,9 +444,14 @@ impl LlmJit {
         &self.installed
     }
 
-    /// Every int8 kernel installed and in use.
-    pub fn installed_q8(&self) -> &[Q8Kernel] {
+    /// Every int8 kernel installed and in use, with its variant.
+    pub fn installed_q8(&self) -> &[(usize, Q8Kernel)] {
         &self.installed_q8
+    }
+
+    /// What the in-place trial chose for each int8 op.
+    pub fn choices(&self) -> &[Choice] {
+        &self.choices
     }
 
     /// Every RMSNorm, SwiGLU, RoPE and softmax kernel installed and in use.
@@ -435,6 +473,61 @@ impl LlmJit {
         &self.log
     }
 
+    /// After a trial that raced the int8 variants: per int8 op, the variant
+    /// with the fewest cycles per call, kept if it beat the ahead-of-time
+    /// kernel there; a kernel no op chose is removed.
+    fn choose_q8(&mut self, trial: &Trial) {
+        self.choices.clear();
+        for a in trial.aot.stats().iter().filter(|a| matches!(a.op, Op::Q8Matmul { .. })) {
+            let aot = a.cycles_per_call() as f64;
+            let mut ratios = [None; Q8_VARIANTS.len()];
+            for (v, r) in ratios.iter_mut().enumerate() {
+                let served = self.installed_q8.iter().any(|(kv, k)| *kv == v && serves(&KernelSpec::Q8(*k.spec()), a.op));
+                let cpc = trial.variants.get(v).and_then(|p| p.get(a.op)).map(|s| s.cycles_per_call());
+                if let (true, Some(c)) = (served, cpc.filter(|&c| c > 0)) {
+                    *r = Some(aot / c as f64);
+                }
+            }
+            let best = ratios.iter().enumerate().filter_map(|(v, r)| Some((v, (*r)?))).max_by(|x, y| x.1.total_cmp(&y.1));
+            let variant = best.filter(|b| b.1 >= 1.0).map(|b| b.0);
+            self.choices.push(Choice { op: a.op, variant, ratios });
+        }
+        for g in self.generated.iter_mut().filter(|g| g.verdict.is_ok()) {
+            let KernelSpec::Q8(q) = g.spec else { continue };
+            // Over the ops that chose this kernel: AOT/JIT, weighted by calls.
+            let (mut aot, mut jit, mut any) = (0.0f64, 0.0f64, false);
+            for c in self.choices.iter().filter(|c| serves(&g.spec, c.op)) {
+                let (Some(a), Some(j)) = (trial.aot.get(c.op), trial.variants.get(g.variant).and_then(|p| p.get(c.op))) else {
+                    continue;
+                };
+                any = true;
+                if c.variant == Some(g.variant) {
+                    let calls = (a.calls + j.calls) as f64;
+                    aot += a.cycles_per_call() as f64 * calls;
+                    jit += j.cycles_per_call() as f64 * calls;
+                }
+            }
+            if !any {
+                continue;
+            }
+            let keep = jit > 0.0;
+            g.trial = Some((if keep { aot / jit } else { 0.0 }, keep));
+            if !keep {
+                let v = g.variant;
+                self.installed_q8.retain(|(kv, k)| !(*kv == v && *k.spec() == q));
+            }
+        }
+        for c in &self.choices {
+            let r = |v: usize| c.ratios[v].map_or_else(|| "-".to_string(), |r| format!("{r:.2}x"));
+            let all: Vec<String> = Q8_VARIANTS.iter().enumerate().map(|(v, rows)| format!("{rows} row(s) {}", r(v))).collect();
+            let chosen = match c.variant {
+                Some(v) => format!("{} row(s) per block", Q8_VARIANTS[v]),
+                None => "the ahead-of-time kernel".to_string(),
+            };
+            self.log.push(format!("{}: {chosen} (in place, AOT/JIT: {})", c.op, all.join(", ")));
+        }
+    }
+
     fn try_specialise(&mut self, hot: &[OpStats], ks: KernelSet) -> Result<(), JitError> {
         let Some(isa) = isa_for(ks.kind()) else {
             self.log.push(format!("the {} kernels are in use: nothing to specialise", ks.kind().name()));
@@ -443,7 +536,7 @@ impl LlmJit {
         let q8 = q8_generated_for(ks.kind());
         let pisa = pointwise_isa_for(ks.kind());
         // The hottest matmul shapes; several row counts share one kernel (same cols).
-        let mut picked: Vec<(Op, KernelSpec, u64)> = Vec::new();
+        let mut picked: Vec<(Op, KernelSpec, u64, usize)> = Vec::new();
         let mut matmuls = 0;
         let mut matmats = 0;
         for s in hot {
@@ -472,7 +565,7 @@ impl LlmJit {
                 if !(self.all || s.calls > 0) || picked.iter().any(|p| p.1 == kspec) {
                     continue;
                 }
-                picked.push((s.op, kspec, s.cycles));
+                picked.push((s.op, kspec, s.cycles, 0));
                 continue;
             }
             if let Op::Matmat { cols, .. } = s.op {
@@ -486,7 +579,7 @@ impl LlmJit {
                     continue;
                 }
                 matmats += 1;
-                picked.push((s.op, spec, s.cycles));
+                picked.push((s.op, spec, s.cycles, 0));
                 continue;
             }
             let spec = match s.op {
@@ -515,12 +608,18 @@ impl LlmJit {
                 continue;
             }
             matmuls += 1;
-            picked.push((s.op, spec, s.cycles));
+            picked.push((s.op, spec, s.cycles, 0));
+            // Variant 0 is the tuned spec (one row, `Q8_VARIANTS[0]`); the others differ in rows per block.
+            if let KernelSpec::Q8(q) = spec {
+                for (v, &rows) in Q8_VARIANTS.iter().enumerate().take(self.q8_variants).skip(1) {
+                    picked.push((s.op, KernelSpec::Q8(Q8Spec { block_rows: rows, ..q }), s.cycles, v));
+                }
+            }
         }
         let t0 = (self.clock_ns)();
         let mut prog = Program::new();
         let mut ops = Vec::new();
-        for &(op, spec, warm) in &picked {
+        for &(op, spec, warm, variant) in &picked {
             let r = match spec {
                 KernelSpec::Matvec(m) => prog.add_matvec(m),
                 KernelSpec::Q8(q) => prog.add_q8(q),
@@ -528,7 +627,7 @@ impl LlmJit {
                 KernelSpec::Matmat(m) => prog.add_matmat(m),
             };
             match r {
-                Ok(_) => ops.push((op, spec, warm)),
+                Ok(_) => ops.push((op, spec, warm, variant)),
                 Err(e) => self.log.push(format!("{op}: not generated: {e}")),
             }
         }
@@ -538,7 +637,7 @@ impl LlmJit {
         let mut rng = Rng::new(0x005e_ed0f_u64 ^ (ks.kind() as u64));
         let (mut mv, mut q8, mut pw) = (placed.matvec.into_iter(), placed.q8.into_iter(), placed.pointwise.into_iter());
         let mut mm = placed.matmat.into_iter();
-        for (op, spec, warm) in ops {
+        for (op, spec, warm, variant) in ops {
             let (verdict, size) = match spec {
                 KernelSpec::Matvec(_) => {
                     let Some(k) = mv.next() else { continue };
@@ -554,7 +653,7 @@ impl LlmJit {
                     let v = check_q8(&k, ks, &mut rng).map_err(|e| format!("{e}"));
                     let size = k.code_size();
                     if v.is_ok() {
-                        self.installed_q8.push(k);
+                        self.installed_q8.push((variant, k));
                     }
                     (v, size)
                 }
@@ -580,7 +679,7 @@ impl LlmJit {
             if let Err(e) = &verdict {
                 self.log.push(format!("{op}: generated kernel refused, ahead-of-time kernel kept: {e}"));
             }
-            self.generated.push(Generated { op, spec, code_bytes: size, warm_cycles: warm, verdict, trial: None });
+            self.generated.push(Generated { op, spec, code_bytes: size, warm_cycles: warm, verdict, trial: None, variant });
         }
         let t3 = (self.clock_ns)();
         self.gen_ns += t1.wrapping_sub(t0);
@@ -617,16 +716,33 @@ impl Specialiser for LlmJit {
     }
 
     fn q8_matmul(&self, out: &mut [f32], qw: &[i8], sw: &[f32], qx: &[i8], sx: &[f32]) -> bool {
-            let cols = qx.len();
-        match self.installed_q8.iter().find(|k| k.spec().cols == cols) {
-            Some(k) => k.run(out, qw, sw, qx, sx).is_ok(),
+        let cols = qx.len();
+        match self.installed_q8.iter().find(|(v, k)| *v == self.current && k.spec().cols == cols) {
+            Some((_, k)) => k.run(out, qw, sw, qx, sx).is_ok(),
             None => false,
         }
     }
 
     fn has_q8_matmul(&self, cols: usize) -> bool {
         let padded = cols.div_ceil(GROUP) * GROUP;
-        self.installed_q8.iter().any(|k| k.spec().cols == padded)
+        self.installed_q8.iter().any(|(_, k)| k.spec().cols == padded)
+    }
+
+    fn variants(&self) -> usize {
+        if self.installed_q8.iter().any(|(v, _)| *v > 0) { self.q8_variants } else { 1 }
+    }
+
+    fn select(&mut self, op: Op, variant: Option<usize>) {
+        self.current = match (variant, op) {
+            (Some(v), _) => v,
+            // After the trial: the choice for this op; an op the trial did
+            // not see keeps the first variant; `usize::MAX` matches no kernel
+            // (the ahead-of-time one runs).
+            (None, Op::Q8Matmul { .. }) => {
+                self.choices.iter().find(|c| c.op == op).map_or(0, |c| c.variant.unwrap_or(usize::MAX))
+            }
+            (None, _) => 0,
+        };
     }
 
     fn rmsnorm(&self, o: &mut [f32], x: &[f32], w: &[f32]) -> bool {
@@ -655,7 +771,14 @@ impl Specialiser for LlmJit {
     }
 
     fn review(&mut self, trial: &Trial) {
+        let raced = trial.variants.len() > 1;
+        if raced {
+            self.choose_q8(trial);
+        }
         for g in self.generated.iter_mut().filter(|g| g.verdict.is_ok()) {
+            if raced && matches!(g.spec, KernelSpec::Q8(_)) {
+                continue;
+            }
             // Cycles of the ops this kernel serves, each side's cycles per
             // call weighted by the calls of both sides.
             let (mut aot, mut jit) = (0.0f64, 0.0f64);
@@ -675,7 +798,7 @@ impl Specialiser for LlmJit {
             if !keep {
                 let spec = g.spec;
                 self.installed.retain(|k| KernelSpec::Matvec(*k.spec()) != spec);
-                self.installed_q8.retain(|k| KernelSpec::Q8(*k.spec()) != spec);
+                self.installed_q8.retain(|(_, k)| KernelSpec::Q8(*k.spec()) != spec);
                 self.installed_matmat.retain(|k| KernelSpec::Matmat(*k.spec()) != spec);
                 self.installed_pointwise.retain(|k| KernelSpec::Pointwise(*k.spec(), k.isa()) != spec);
                 self.log.push(format!(
@@ -720,6 +843,7 @@ impl Specialiser for LlmJit {
                     (Err(_), _) => "refused".to_string(),
                     (Ok(()), None) => "installed".to_string(),
                     (Ok(()), Some((r, true))) => format!("installed, kept after the trial ({r:.3}x in place)"),
+                    (Ok(()), Some((r, false))) if r == 0.0 => "removed after the trial (no op chose it)".to_string(),
                     (Ok(()), Some((r, false))) => format!("removed after the trial ({r:.3}x in place)"),
                 }
             )?;

@@ -60,17 +60,16 @@ impl Q8Spec {
     /// (1.17x, 1.07x, 1.09x); without prefetch 0.6–1.2x.
     pub const TUNED_PREFETCH_ROWS: u32 = 16;
 
-    /// The settings used by the engine where [`vnni_usable`]: VNNI, blocks of
-    /// 2 rows, prefetching [`Q8Spec::TUNED_PREFETCH_ROWS`] rows ahead. On a
-    /// Zen 4 (2026-12-06, `examples/q8probe`-style sweep over the 15M and 110M
-    /// shapes rotating through 14-24 MiB, best of 5): 2 rows with 16 ahead
-    /// ran at 1.33-1.62x the ahead-of-time AVX2 kernel, one VNNI row at
-    /// 1.20-1.49x, and the AVX2 code with one row at 1.08-1.39x. Blocks of 4
-    /// and 6 rows were faster still on 768x288 in L2 (1.8x) but fell to
-    /// 0.4-0.7x on 2048x768 streamed, where two weight streams per row pair
-    /// already cost.
+    /// [`Q8Spec::tuned`] with VNNI, used by the engine where [`vnni_usable`].
+    /// On a Zen 4 (2026-12-06, a sweep over the 15M and 110M shapes rotating
+    /// through 14-24 MiB, that is in L3, best of 5): one VNNI row ran at
+    /// 1.20-1.49x the ahead-of-time AVX2 kernel and the AVX2 code with one
+    /// row at 1.08-1.39x; blocks of 2 rows at 1.33-1.62x. Streamed from
+    /// memory (`bench jit`'s 256 MiB rotation, the 110M model) two rows fell
+    /// to 0.56-0.76x, so the engine races both in place
+    /// ([`crate::engine::Q8_VARIANTS`]) and this one row is the default.
     pub fn tuned_vnni(cols: usize) -> Self {
-        Q8Spec { block_rows: 2, vnni: true, ..Self::tuned(cols) }
+        Q8Spec { vnni: true, ..Self::tuned(cols) }
     }
 
     /// Refuses shapes the generator cannot make correct code for.

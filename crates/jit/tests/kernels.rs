@@ -227,3 +227,52 @@ fn a_kernel_that_differs_from_the_aot_bits_is_refused_by_the_check() {
         other => panic!("AVX2 code passed as SSE2's bits: {other:?}"),
     }
 }
+
+/// The in-place trial races the int8 variants op by op: each op keeps its
+/// fastest variant if it beat the ahead-of-time kernel, else the AOT kernel;
+/// a kernel no op chose is removed.
+#[test]
+fn the_trial_picks_an_int8_variant_per_op_or_the_aot_kernel() {
+    use bareflow_llm::profile::{Profile, Trial};
+    let Ok(ks) = KernelSet::new(KernelKind::Avx2) else { return };
+    let mut jit = LlmJit::new(Box::new(HostAlloc), || 0, 4, false);
+    let (a, b, c) = (Op::Q8Matmul { rows: 64, cols: 64 }, Op::Q8Matmul { rows: 8, cols: 64 }, Op::Q8Matmul { rows: 16, cols: 96 });
+    let hot: Vec<OpStats> = [a, b, c].into_iter().map(|op| OpStats { op, calls: 1, cycles: 10 }).collect();
+    jit.specialise(&hot, ks);
+    assert_eq!(jit.variants(), 2, "{:?}", jit.log());
+    assert_eq!(jit.installed_q8().len(), 4, "two widths, two variants each");
+    // Cycles per call: a AOT 100, one row 80, two rows 50; b 100, 70, 90; c 50, 60, 70.
+    let mut t = Trial { variants: vec![Profile::default(); 2], tokens: 4, ..Trial::default() };
+    for (op, cycles) in [(a, [100, 80, 50]), (b, [100, 70, 90]), (c, [50, 60, 70])] {
+        for _ in 0..3 {
+            t.aot.add(op, cycles[0]);
+            for v in 0..2 {
+                t.jit.add(op, cycles[1 + v]);
+                t.variants[v].add(op, cycles[1 + v]);
+            }
+        }
+    }
+    jit.review(&t);
+    let chosen: Vec<(Op, Option<usize>)> = jit.choices().iter().map(|c| (c.op, c.variant)).collect();
+    assert!(chosen.contains(&(a, Some(1))) && chosen.contains(&(b, Some(0))) && chosen.contains(&(c, None)), "{chosen:?}");
+    assert!(!jit.has_q8_matmul(96), "no op chose a 96-column kernel: removed");
+    assert_eq!(jit.installed_q8().len(), 2);
+    // After the trial each op runs what it chose: a generated kernel for a and b, none for c.
+    let mut rng = Rng::new(3);
+    let q = |rng: &mut Rng, n: usize| -> Vec<i8> { (0..n).map(|_| rng.next_u64() as i8 / 2).collect() };
+    for (op, rows, cols, ran) in [(a, 64, 64, true), (b, 8, 64, true), (c, 16, 96, false)] {
+        let (qw, qx) = (q(&mut rng, rows * cols), q(&mut rng, cols));
+        let (sw, sx) = (vec![0.01f32; rows * cols / 32], vec![0.02f32; cols / 32]);
+        let mut out = vec![f32::NAN; rows];
+        jit.select(op, None);
+        assert_eq!(jit.q8_matmul(&mut out, &qw, &sw, &qx, &sx), ran, "{op}");
+        if ran {
+            let mut want = vec![0.0; rows];
+            ks.q8_matmul(&mut want, &qw, &sw, &qx, &sx);
+            assert_eq!(out.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+        }
+    }
+    let mut report = String::new();
+    jit.report(&mut report).unwrap();
+    assert!(report.contains("q8 matmul 64x64: 2 row(s) per block") && report.contains("q8 matmul 16x96: the ahead-of-time kernel"), "{report}");
+}

@@ -114,12 +114,16 @@ impl Profile {
     }
 }
 
-/// Which kernels the `k`-th call of an op runs in the in-place trial:
-/// ahead-of-time (false) or generated (true), in ABBA order over that op's
-/// calls, so that a cost that grows from call to call (attention, with the
-/// position) favours neither side.
-fn trial_side(k: usize) -> bool {
-    matches!(k % 4, 1 | 2)
+/// Which kernels the `k`-th call of an op runs in the in-place trial, with
+/// `variants` generated variants: `None` for the ahead-of-time kernel,
+/// `Some(v)` for variant `v`. Rounds of one call per side, every other round
+/// reversed (with one variant: AOT, JIT, JIT, AOT — ABBA), so that a cost
+/// that grows from call to call (attention, with the position) favours no side.
+fn trial_side(k: usize, variants: usize) -> Option<usize> {
+    let sides = 1 + variants.max(1);
+    let (round, p) = (k / sides, k % sides);
+    let side = if round % 2 == 0 { p } else { sides - 1 - p };
+    side.checked_sub(1)
 }
 
 /// The in-place trial after the swap: the counters of the op calls run on the
@@ -128,18 +132,31 @@ fn trial_side(k: usize) -> bool {
 #[derive(Debug, Clone, Default)]
 pub struct Trial {
     pub aot: Profile,
+    /// Every call run on generated code, whichever variant.
     pub jit: Profile,
+    /// With more than one variant (see [`Specialiser::variants`]): the calls
+    /// of each variant, by index.
+    pub variants: Vec<Profile>,
     /// Trial tokens run so far.
     pub tokens: usize,
 }
 
 impl Trial {
-    /// Whether the next call of `op` runs the generated kernel: by the calls
-    /// of `op` both sides have counted so far (op calls do not nest, so each
-    /// is counted before the next starts).
-    fn next_side(&self, op: Op) -> bool {
+    /// Which side the next call of `op` runs (see [`trial_side`]): by the
+    /// calls of `op` both sides have counted so far (op calls do not nest,
+    /// so each is counted before the next starts).
+    fn next_side(&self, op: Op) -> Option<usize> {
         let calls = |p: &Profile| p.get(op).map_or(0, |s| s.calls);
-        trial_side((calls(&self.aot) + calls(&self.jit)) as usize)
+        trial_side((calls(&self.aot) + calls(&self.jit)) as usize, self.variants.len())
+    }
+
+    /// For `op`: the generated variant with the fewest cycles per call in the
+    /// trial and its cycles per call (with one variant, the generated code).
+    pub fn best_variant(&self, op: Op) -> Option<(usize, u64)> {
+        if self.variants.len() <= 1 {
+            return self.jit.get(op).map(|s| (0, s.cycles_per_call()));
+        }
+        self.variants.iter().enumerate().filter_map(|(v, p)| Some((v, p.get(op)?.cycles_per_call()))).min_by_key(|&(v, c)| (c, v))
     }
 }
 
@@ -195,6 +212,17 @@ pub trait Specialiser: Send + Sync {
     /// ahead-of-time kernels and on the generated ones, token for token;
     /// remove the generated kernels that were slower.
     fn review(&mut self, _trial: &Trial) {}
+    /// How many variants of generated code the in-place trial races, op by op,
+    /// besides the ahead-of-time kernels (asked once, after
+    /// [`Specialiser::specialise`]). With more than one, [`Specialiser::select`]
+    /// is called before every op call.
+    fn variants(&self) -> usize {
+        1
+    }
+    /// Before a call of `op` (with more than one variant): during the trial,
+    /// the variant to run (`Some`); after it, `None`: the JIT's own choice
+    /// for `op`, made in [`Specialiser::review`].
+    fn select(&mut self, _op: Op, _variant: Option<usize>) {}
     /// Writes what was generated (kernels, sizes, time to generate, checks).
     fn report(&self, out: &mut dyn fmt::Write) -> fmt::Result;
 }
@@ -216,6 +244,10 @@ pub struct Hooks {
     /// False during the trial's ahead-of-time op calls: [`Hooks::specialiser`]
     /// then answers `None`, so the engine runs its own kernels.
     jit_on: bool,
+    /// The JIT's variants ([`Specialiser::variants`]), once it has been asked.
+    variants: usize,
+    /// The variant the current op call runs in the trial.
+    variant: usize,
 }
 
 impl fmt::Debug for Hooks {
@@ -249,6 +281,8 @@ impl Hooks {
             trial: None,
             in_trial: false,
             jit_on: true,
+            variants: 1,
+            variant: 0,
         }
     }
 
@@ -304,7 +338,18 @@ impl Hooks {
         if self.in_trial
             && let Some(t) = &self.trial
         {
-            self.jit_on = t.next_side(op);
+            let side = t.next_side(op);
+            self.jit_on = side.is_some();
+            self.variant = side.unwrap_or(0);
+            if self.variants > 1
+                && let (Some(v), Some(j)) = (side, self.jit.as_mut())
+            {
+                j.select(op, Some(v));
+            }
+        } else if self.variants > 1
+            && let Some(j) = self.jit.as_mut()
+        {
+            j.select(op, None);
         }
         self.now()
     }
@@ -316,7 +361,12 @@ impl Hooks {
         if let Some(c) = self.clock {
             let cycles = c().wrapping_sub(since);
             match self.trial.as_mut().filter(|_| self.in_trial) {
-                Some(t) if self.jit_on => t.jit.add(op, cycles),
+                Some(t) if self.jit_on => {
+                    t.jit.add(op, cycles);
+                    if let Some(p) = t.variants.get_mut(self.variant) {
+                        p.add(op, cycles);
+                    }
+                }
                 Some(t) => t.aot.add(op, cycles),
                 None => self.profile.add(op, cycles),
             }
@@ -339,9 +389,11 @@ impl Hooks {
                 }
             }
             jit.specialise(&hot, kernels);
+            self.variants = jit.variants().max(1);
             self.warm_profile = Some(core::mem::take(&mut self.profile));
             if self.trial_tokens > 0 && self.warmup > 0 {
-                self.trial = Some(Trial::default());
+                let variants = if self.variants > 1 { alloc::vec![Profile::default(); self.variants] } else { Vec::new() };
+                self.trial = Some(Trial { variants, ..Trial::default() });
                 self.in_trial = true;
             }
         } else if self.in_trial
@@ -368,8 +420,10 @@ impl Hooks {
         if let Some(t) = &self.trial {
             writeln!(
                 out,
-                "  in-place trial after the swap: {} tokens, each op's calls alternating ahead-of-time and generated kernels (ABBA); \"in place\" = AOT/JIT cycles per call there",
-                t.tokens
+                "  in-place trial after the swap: {} tokens, each op's calls alternating ahead-of-time and generated kernels{} (ABBA); \"in place\" = AOT/JIT cycles per call there{}",
+                t.tokens,
+                if t.variants.len() > 1 { alloc::format!(" ({} variants)", t.variants.len()) } else { alloc::string::String::new() },
+                if t.variants.len() > 1 { ", the JIT's best variant" } else { "" }
             )?;
         }
         writeln!(
@@ -380,11 +434,9 @@ impl Hooks {
         for s in self.profile.hottest() {
             let before = self.warm_profile.as_ref().and_then(|p| p.get(s.op)).map(|w| w.cycles_per_call());
             let b = before.map_or_else(|| alloc::string::String::from("-"), |b| alloc::format!("{b}"));
-            let trial = self.trial.as_ref().and_then(|t| Some((t.aot.get(s.op)?, t.jit.get(s.op)?)));
+            let trial = self.trial.as_ref().and_then(|t| Some((t.aot.get(s.op)?, t.best_variant(s.op)?.1)));
             let sp = match trial {
-                Some((a, j)) if j.cycles_per_call() > 0 => {
-                    alloc::format!("{:.2}x", a.cycles_per_call() as f64 / j.cycles_per_call() as f64)
-                }
+                Some((a, j)) if j > 0 => alloc::format!("{:.2}x", a.cycles_per_call() as f64 / j as f64),
                 _ => alloc::string::String::from("-"),
             };
             writeln!(
@@ -468,6 +520,64 @@ mod tests {
         assert_eq!((tr.aot.get(rope).map(|s| s.calls), tr.jit.get(rope).map(|s| s.calls)), (Some(2), Some(2)));
         // After the trial, the profile counts the tokens since it ended (6 and 7).
         assert_eq!(h.profile().get(norm).map(|s| s.calls), Some(4));
+    }
+
+    /// A JIT with two variants that records what it was told to select.
+    struct TwoVariants {
+        log: std::sync::Arc<std::sync::Mutex<Vec<alloc::string::String>>>,
+    }
+
+    impl Specialiser for TwoVariants {
+        fn specialise(&mut self, _hot: &[OpStats], _k: KernelSet) {}
+        fn matmul(&self, _o: &mut [f32], _x: &[f32], _w: &[f32]) -> bool {
+            false
+        }
+        fn has_matmul(&self, _c: usize) -> bool {
+            false
+        }
+        fn variants(&self) -> usize {
+            2
+        }
+        fn select(&mut self, _op: Op, v: Option<usize>) {
+            self.log.lock().expect("log").push(alloc::format!("{v:?}"));
+        }
+        fn review(&mut self, t: &Trial) {
+            let n = |p: &Profile| p.get(Op::RmsNorm { dim: 1 }).map_or(0, |s| s.calls);
+            let v: Vec<u64> = t.variants.iter().map(n).collect();
+            self.log.lock().expect("log").push(alloc::format!("review aot {} jit {} variants {v:?}", n(&t.aot), n(&t.jit)));
+        }
+        fn report(&self, _out: &mut dyn fmt::Write) -> fmt::Result {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn with_two_variants_the_trial_rotates_three_sides_then_the_jit_chooses() {
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut h = Hooks::new(tick, 1, Some(Box::new(TwoVariants { log: log.clone() }))).with_trial(2);
+        let norm = Op::RmsNorm { dim: 1 };
+        let mut jit_ran = Vec::new();
+        for _ in 0..4 {
+            h.token(KernelSet::scalar(), &[], 1);
+            for _ in 0..3 {
+                let t0 = h.start(norm);
+                jit_ran.push(h.specialiser().is_some());
+                h.record(norm, t0);
+            }
+        }
+        // Token 0 before the swap: nothing selected. Trial tokens 1 and 2: AOT,
+        // 0, 1 then 1, 0, AOT. Token 3: the JIT's own choice (None).
+        let want = ["Some(0)", "Some(1)", "Some(1)", "Some(0)", "review aot 2 jit 4 variants [2, 2]", "None", "None", "None"];
+        assert_eq!(*log.lock().expect("log"), want);
+        assert_eq!(jit_ran, [true, true, true, false, true, true, true, true, false, true, true, true]);
+    }
+
+    #[test]
+    fn trial_sides_rotate_and_reverse() {
+        let one: Vec<Option<usize>> = (0..8).map(|k| trial_side(k, 1)).collect();
+        assert_eq!(one, [None, Some(0), Some(0), None, None, Some(0), Some(0), None]);
+        let two: Vec<Option<usize>> = (0..6).map(|k| trial_side(k, 2)).collect();
+        assert_eq!(two, [None, Some(0), Some(1), Some(1), Some(0), None]);
     }
 
     #[test]
