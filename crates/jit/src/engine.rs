@@ -843,7 +843,7 @@ impl Specialiser for LlmJit {
                     (Err(_), _) => "refused".to_string(),
                     (Ok(()), None) => "installed".to_string(),
                     (Ok(()), Some((r, true))) => format!("installed, kept after the trial ({r:.3}x in place)"),
-                    (Ok(()), Some((r, false))) if r == 0.0 => "removed after the trial (no op chose it)".to_string(),
+                    (Ok(()), Some((0.0, false))) => "removed after the trial (no op chose it)".to_string(),
                     (Ok(()), Some((r, false))) => format!("removed after the trial ({r:.3}x in place)"),
                 }
             )?;
