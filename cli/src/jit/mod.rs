@@ -393,15 +393,16 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
         let codes: &[bool] = if vnni { &[false, true] } else { &[false] };
         for &(rows, cols) in q8_tuning {
             for &v in codes {
-                for block_rows in [1usize, 2, 4] {
+                for (block_rows, split) in [(1usize, false), (2, false), (2, true), (4, false)] {
                     for ahead in [0u32, 8, 16] {
                         let prefetch = (ahead * cols as u32).min(65536) / 64 * 64;
                         let mut p = Program::new();
-                        p.add_q8(Q8Spec { cols, block_rows, prefetch, vnni: v })?;
+                        p.add_q8(Q8Spec { cols, block_rows, prefetch, vnni: v, split })?;
                         let k = p.place(&HostAlloc)?.q8.pop().context("no kernel")?;
                         let (a, j) = bench_q8(ks, &k, rows, reps)?;
                         let code = if v { "vnni" } else { "avx2" };
-                        println!("| {rows}x{cols} | {code} | {block_rows} | {ahead} | {a:.0} | {j:.0} | {:.2}x |", a / j);
+                        let b = if split { "2 (halves)".to_string() } else { block_rows.to_string() };
+                        println!("| {rows}x{cols} | {code} | {b} | {ahead} | {a:.0} | {j:.0} | {:.2}x |", a / j);
                     }
                 }
             }

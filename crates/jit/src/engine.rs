@@ -318,15 +318,46 @@ pub struct Generated {
     pub variant: usize,
 }
 
+/// One way to run an int8 product, raced in the in-place trial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Q8Variant {
+    /// Rows per block ([`Q8Spec::block_rows`]).
+    pub block_rows: usize,
+    /// A block's rows half the call apart ([`Q8Spec::split`]).
+    pub split: bool,
+    /// Prefetch distance in rows ahead.
+    pub ahead_rows: usize,
+}
+
+impl Q8Variant {
+    /// The spec for `cols` (padded) columns, with VNNI or not.
+    pub fn spec(self, cols: usize, vnni: bool) -> Q8Spec {
+        let prefetch = ((self.ahead_rows * cols).min(65536) / 64 * 64) as u32;
+        Q8Spec { cols, block_rows: self.block_rows, prefetch, vnni, split: self.split }
+    }
+
+    /// How the report names it.
+    pub fn name(self) -> String {
+        let halves = if self.split { " (halves)" } else { "" };
+        format!("{} row(s){halves}, {} ahead", self.block_rows, self.ahead_rows)
+    }
+}
+
 /// The int8 variants raced in the in-place trial, op by op (see
-/// [`Specialiser::variants`]): the engine's tuned code with one row per
-/// block, and with two. Which pays depends on the shape and on where the
-/// weights live: on a Zen 4 (VNNI, `bench jit`, 2026-12-06) two rows ran at
-/// 1.2-1.6x one row on the 15M shapes (15 MiB of int8 weights, in L3), but at
-/// 0.56-0.76x the AOT kernel on the 110M ones streamed from memory, where one
-/// row ran at 1.0-1.1x.
-pub const Q8_VARIANTS: [usize; 2] = [1, 2];
-const _: () = assert!(Q8_VARIANTS[0] == 1, "variant 0 is `Q8Spec::tuned`, one row per block");
+/// [`Specialiser::variants`]). The first is [`Q8Spec::tuned`] (one row per
+/// block, 16 rows ahead), used alone with `--jit only` (no trial). The second
+/// runs two rows at once, half the call's rows apart, 8 rows ahead: two
+/// FMA chains, so it is not bound by one chain's latency as one row is, and
+/// two streams far apart, where adjacent rows (two streams a row apart) fell
+/// to 0.67-0.71x the AOT kernel streamed from memory. Which pays depends on
+/// the shape and on where the weights live; on a Zen 4 (VNNI, 2026-12-06,
+/// best of 5 alternated rounds, AOT/JIT): in L3 (16 MiB rotating) one row
+/// 1.15-1.32x, two halves 1.42-1.83x; streamed (256 MiB) one row 0.98-1.05x,
+/// two halves 1.04-1.14x.
+pub const Q8_VARIANTS: [Q8Variant; 2] = [
+    Q8Variant { block_rows: 1, split: false, ahead_rows: Q8Spec::TUNED_PREFETCH_ROWS as usize },
+    Q8Variant { block_rows: 2, split: true, ahead_rows: 8 },
+];
 
 /// What the trial chose for one int8 op.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -519,9 +550,9 @@ impl LlmJit {
         }
         for c in &self.choices {
             let r = |v: usize| c.ratios[v].map_or_else(|| "-".to_string(), |r| format!("{r:.2}x"));
-            let all: Vec<String> = Q8_VARIANTS.iter().enumerate().map(|(v, rows)| format!("{rows} row(s) {}", r(v))).collect();
+            let all: Vec<String> = Q8_VARIANTS.iter().enumerate().map(|(v, q)| format!("{} {}", q.name(), r(v))).collect();
             let chosen = match c.variant {
-                Some(v) => format!("{} row(s) per block", Q8_VARIANTS[v]),
+                Some(v) => Q8_VARIANTS[v].name(),
                 None => "the ahead-of-time kernel".to_string(),
             };
             self.log.push(format!("{}: {chosen} (in place, AOT/JIT: {})", c.op, all.join(", ")));
@@ -591,10 +622,7 @@ impl LlmJit {
                     ));
                     continue;
                 }
-                Op::Q8Matmul { cols, .. } if q8 => {
-                    let padded = cols.div_ceil(GROUP) * GROUP;
-                    KernelSpec::Q8(if self.vnni { Q8Spec::tuned_vnni(padded) } else { Q8Spec::tuned(padded) })
-                }
+                Op::Q8Matmul { cols, .. } if q8 => KernelSpec::Q8(Q8_VARIANTS[0].spec(cols.div_ceil(GROUP) * GROUP, self.vnni)),
                 Op::Q8Matmul { .. } => {
                     self.log.push(format!("{}: int8 products are generated for AVX2 only (ahead-of-time kernel kept)", s.op));
                     continue;
@@ -609,10 +637,10 @@ impl LlmJit {
             }
             matmuls += 1;
             picked.push((s.op, spec, s.cycles, 0));
-            // Variant 0 is the tuned spec (one row, `Q8_VARIANTS[0]`); the others differ in rows per block.
+            // Variant 0 is the tuned spec; the others are raced beside it.
             if let KernelSpec::Q8(q) = spec {
-                for (v, &rows) in Q8_VARIANTS.iter().enumerate().take(self.q8_variants).skip(1) {
-                    picked.push((s.op, KernelSpec::Q8(Q8Spec { block_rows: rows, ..q }), s.cycles, v));
+                for (v, qv) in Q8_VARIANTS.iter().enumerate().take(self.q8_variants).skip(1) {
+                    picked.push((s.op, KernelSpec::Q8(qv.spec(q.cols, q.vnni)), s.cycles, v));
                 }
             }
         }

@@ -3,7 +3,9 @@
 //!
 //! Principles it keeps:
 //! - Kernels: f32 matrix-vector products ([`matvec`], AVX2 or SSE2), int8
-//!   ones ([`q8`], AVX2), and RMSNorm, SwiGLU, RoPE and softmax ([`pointwise`], AVX2
+//!   ones ([`q8`], AVX2, or AVX-512 VNNI where CPUID has it: the ahead-of-time
+//!   int8 kernel is AVX2 only, and VNNI gives the same i32 lanes, so the same
+//!   bits), and RMSNorm, SwiGLU, RoPE and softmax ([`pointwise`], AVX2
 //!   or AVX-512), each made for the model's exact dims. The products stay
 //!   8-lane under the AVX-512 set: its own products are the AVX2 ones
 //!   (16-lane measured slower on this memory-bound work), and the generated

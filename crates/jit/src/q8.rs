@@ -1,5 +1,6 @@
 //! Int8 matrix-vector products (groups of 32 with an f32 scale each, the
-//! engine's `WeightMode::Q8`) specialised to a fixed number of columns, AVX2.
+//! engine's `WeightMode::Q8`) specialised to a fixed number of columns, AVX2,
+//! or AVX-512 VNNI ([`Q8Spec::vnni`]) where the CPU has it.
 //!
 //! The generated function has the System V signature
 //! `fn(out: *mut f32, qw: *const i8, sw: *const f32, qx: *const i8, sx: *const f32, rows: u64) -> u64`
@@ -41,6 +42,10 @@ pub struct Q8Spec {
     /// saturation on either path for |x| <= 128), so the same bits.
     /// Needs AVX512_VNNI and AVX512VL (see [`vnni_usable`]).
     pub vnni: bool,
+    /// With `block_rows == 2`: a block's second row is the row half the
+    /// call's rows further on, not the next one, so the two weight streams
+    /// run far apart (an odd last row goes alone). Each row's sum is the same.
+    pub split: bool,
 }
 
 impl Q8Spec {
@@ -50,7 +55,7 @@ impl Q8Spec {
     /// [`Q8Spec::TUNED_PREFETCH_ROWS`] rows ahead.
     pub fn tuned(cols: usize) -> Self {
         let ahead = (Self::TUNED_PREFETCH_ROWS as usize * cols).min(65536) as u32;
-        Q8Spec { cols, block_rows: 1, prefetch: ahead / 64 * 64, vnni: false }
+        Q8Spec { cols, block_rows: 1, prefetch: ahead / 64 * 64, vnni: false, split: false }
     }
 
     /// How many rows ahead [`Q8Spec::tuned`] prefetches: in the `bench jit`
@@ -61,13 +66,11 @@ impl Q8Spec {
     pub const TUNED_PREFETCH_ROWS: u32 = 16;
 
     /// [`Q8Spec::tuned`] with VNNI, used by the engine where [`vnni_usable`].
-    /// On a Zen 4 (2026-12-06, a sweep over the 15M and 110M shapes rotating
-    /// through 14-24 MiB, that is in L3, best of 5): one VNNI row ran at
-    /// 1.20-1.49x the ahead-of-time AVX2 kernel and the AVX2 code with one
-    /// row at 1.08-1.39x; blocks of 2 rows at 1.33-1.62x. Streamed from
-    /// memory (`bench jit`'s 256 MiB rotation, the 110M model) two rows fell
-    /// to 0.56-0.76x, so the engine races both in place
-    /// ([`crate::engine::Q8_VARIANTS`]) and this one row is the default.
+    /// On a Zen 4 (2026-12-06, the 15M and 110M shapes rotating through
+    /// 14-24 MiB, that is in L3, best of 5): one VNNI row ran at 1.20-1.49x
+    /// the ahead-of-time AVX2 kernel and the AVX2 code with one row at
+    /// 1.08-1.39x. The engine also races a two-row variant in place
+    /// ([`crate::engine::Q8_VARIANTS`]).
     pub fn tuned_vnni(cols: usize) -> Self {
         Q8Spec { vnni: true, ..Self::tuned(cols) }
     }
@@ -88,6 +91,9 @@ impl Q8Spec {
         }
         if self.prefetch > 65536 || !self.prefetch.is_multiple_of(64) {
             return Err(JitError::BadPrefetch(self.prefetch));
+        }
+        if self.split && self.block_rows != 2 {
+            return Err(JitError::BadBlockRows { rows: self.block_rows, max: 2, isa: crate::Isa::Avx2Fma });
         }
         Ok(())
     }
@@ -127,6 +133,36 @@ fn emit(a: &mut CodeAssembler, s: &Q8Spec) -> Result<(), IcedError> {
     let mut done = a.create_label();
     a.vpcmpeqw(ymm15, ymm15, ymm15)?;
     a.vpsrlw(ymm15, ymm15, 15)?;
+    if s.split {
+        // rax = rows / 2; the second row of a block is at +r10 (weights),
+        // +r11 (scales), +rax*4 (out). r9 drops by 2 a block, to rows % 2.
+        a.mov(rax, r9)?;
+        a.shr(rax, 1)?;
+        a.imul_3(r10, rax, s.cols as i32)?;
+        a.imul_3(r11, rax, (groups * 4) as i32)?;
+        a.set_label(&mut block_loop)?;
+        a.cmp(r9, 2)?;
+        a.jb(tail)?;
+        block(a, s, 2)?;
+        a.add(rsi, s.cols as i32)?;
+        a.add(rdx, (groups * 4) as i32)?;
+        a.add(rdi, 4)?;
+        a.sub(r9, 2)?;
+        a.jmp(block_loop)?;
+        // The odd row, if any, is row 2 * (rows / 2): past the second half.
+        a.set_label(&mut tail)?;
+        a.test(r9, r9)?;
+        a.jz(done)?;
+        a.add(rsi, r10)?;
+        a.add(rdx, r11)?;
+        a.lea(rdi, ptr(rdi + rax * 4))?;
+        block(a, &Q8Spec { split: false, ..*s }, 1)?;
+        a.set_label(&mut done)?;
+        a.vzeroupper()?;
+        a.xor(eax, eax)?;
+        a.ret()?;
+        return Ok(());
+    }
     if r > 1 {
         a.set_label(&mut block_loop)?;
         a.cmp(r9, r as i32)?;
@@ -155,6 +191,21 @@ fn emit(a: &mut CodeAssembler, s: &Q8Spec) -> Result<(), IcedError> {
     Ok(())
 }
 
+/// Row `row`'s weights at byte `off` of the row (see [`Q8Spec::split`]).
+fn wmem(s: &Q8Spec, row: usize, off: usize) -> AsmMemoryOperand {
+    if s.split && row == 1 { rsi + r10 + off } else { rsi + (row * s.cols + off) }
+}
+
+/// Row `row`'s scale of group `g`.
+fn smem(s: &Q8Spec, row: usize, g: usize) -> AsmMemoryOperand {
+    if s.split && row == 1 { rdx + r11 + g * 4 } else { rdx + (row * (s.cols / GROUP) + g) * 4 }
+}
+
+/// Row `row`'s output.
+fn omem(s: &Q8Spec, row: usize) -> AsmMemoryOperand {
+    if s.split && row == 1 { rdi + rax * 4 } else { rdi + row * 4 }
+}
+
 fn block(a: &mut CodeAssembler, s: &Q8Spec, rows: usize) -> Result<(), IcedError> {
     if s.vnni {
         return block_vnni(a, s, rows);
@@ -171,21 +222,21 @@ fn block(a: &mut CodeAssembler, s: &Q8Spec, rows: usize) -> Result<(), IcedError
         for row in 0..rows {
             if s.prefetch != 0 && g % 2 == 0 {
                 // A hint: it never faults, wherever it points.
-                a.prefetcht0(byte_ptr(rsi + (row * s.cols + g * GROUP + s.prefetch as usize)))?;
+                a.prefetcht0(byte_ptr(wmem(s, row, g * GROUP + s.prefetch as usize)))?;
             }
             let (w, sc) = (YMM[8 + t % 2], 10 + t % 2);
             t += 1;
-            a.vmovdqu(w, ptr(rsi + (row * s.cols + g * GROUP)))?;
+            a.vmovdqu(w, ptr(wmem(s, row, g * GROUP)))?;
             a.vpsignb(w, w, ymm6)?;
             a.vpmaddubsw(w, ymm7, w)?;
             a.vpmaddwd(w, w, ymm15)?;
             a.vcvtdq2ps(w, w)?;
-            a.vmulss(XMM[sc], xmm12, dword_ptr(rdx + (row * groups + g) * 4))?;
+            a.vmulss(XMM[sc], xmm12, dword_ptr(smem(s, row, g)))?;
             a.vbroadcastss(YMM[sc], XMM[sc])?;
             a.vfmadd231ps(YMM[row], w, YMM[sc])?;
         }
     }
-    hsum_rows(a, rows)
+    hsum_rows(a, s, rows)
 }
 
 // VNNI: ymm0..5 accumulators, ymm6 x, ymm7 |x|, ymm8..11 weights (VEX `vpsignb`
@@ -208,24 +259,24 @@ fn block_vnni(a: &mut CodeAssembler, s: &Q8Spec, rows: usize) -> Result<(), Iced
         for row in 0..rows {
             if s.prefetch != 0 && g % 2 == 0 {
                 // A hint: it never faults, wherever it points.
-                a.prefetcht0(byte_ptr(rsi + (row * s.cols + g * GROUP + s.prefetch as usize)))?;
+                a.prefetcht0(byte_ptr(wmem(s, row, g * GROUP + s.prefetch as usize)))?;
             }
             let (w, p, sc) = (YMM[8 + t % 4], HI[t % 8], HI[8 + t % 8]);
             t += 1;
-            a.vmovdqu(w, ptr(rsi + (row * s.cols + g * GROUP)))?;
+            a.vmovdqu(w, ptr(wmem(s, row, g * GROUP)))?;
             a.vpsignb(w, w, ymm6)?;
             a.vpxord(p, p, p)?;
             a.vpdpbusd(p, ymm7, w)?;
             a.vcvtdq2ps(p, p)?;
-            a.vmulps(sc, ymm12, dword_bcst(rdx + (row * groups + g) * 4))?;
+            a.vmulps(sc, ymm12, dword_bcst(smem(s, row, g)))?;
             a.vfmadd231ps(YMM[row], p, sc)?;
         }
     }
-    hsum_rows(a, rows)
+    hsum_rows(a, s, rows)
 }
 
 /// Each accumulator's 8 lanes summed as the ahead-of-time `hsum256` does, stored to `out[row]`.
-fn hsum_rows(a: &mut CodeAssembler, rows: usize) -> Result<(), IcedError> {
+fn hsum_rows(a: &mut CodeAssembler, s: &Q8Spec, rows: usize) -> Result<(), IcedError> {
     for row in 0..rows {
         let v = XMM[row];
         a.vextractf128(xmm13, YMM[row], 1)?;
@@ -234,7 +285,7 @@ fn hsum_rows(a: &mut CodeAssembler, rows: usize) -> Result<(), IcedError> {
         a.vaddps(v, v, xmm13)?;
         a.vmovshdup(xmm13, v)?;
         a.vaddss(v, v, xmm13)?;
-        a.vmovss(dword_ptr(rdi + row * 4), v)?;
+        a.vmovss(dword_ptr(omem(s, row)), v)?;
     }
     Ok(())
 }
