@@ -510,11 +510,11 @@ impl LlmJit {
     fn choose_q8(&mut self, trial: &Trial) {
         self.choices.clear();
         for a in trial.aot.stats().iter().filter(|a| matches!(a.op, Op::Q8Matmul { .. })) {
-            let aot = a.cycles_per_call() as f64;
+            let Some(aot) = trial.median(a.op, None).map(|m| m as f64) else { continue };
             let mut ratios = [None; Q8_VARIANTS.len()];
             for (v, r) in ratios.iter_mut().enumerate() {
                 let served = self.installed_q8.iter().any(|(kv, k)| *kv == v && serves(&KernelSpec::Q8(*k.spec()), a.op));
-                let cpc = trial.variants.get(v).and_then(|p| p.get(a.op)).map(|s| s.cycles_per_call());
+                let cpc = trial.median(a.op, Some(v));
                 if let (true, Some(c)) = (served, cpc.filter(|&c| c > 0)) {
                     *r = Some(aot / c as f64);
                 }
@@ -531,11 +531,12 @@ impl LlmJit {
                 let (Some(a), Some(j)) = (trial.aot.get(c.op), trial.variants.get(g.variant).and_then(|p| p.get(c.op))) else {
                     continue;
                 };
+                let (Some(am), Some(jm)) = (trial.median(c.op, None), trial.median(c.op, Some(g.variant))) else { continue };
                 any = true;
                 if c.variant == Some(g.variant) {
                     let calls = (a.calls + j.calls) as f64;
-                    aot += a.cycles_per_call() as f64 * calls;
-                    jit += j.cycles_per_call() as f64 * calls;
+                    aot += am as f64 * calls;
+                    jit += jm as f64 * calls;
                 }
             }
             if !any {
@@ -807,14 +808,14 @@ impl Specialiser for LlmJit {
             if raced && matches!(g.spec, KernelSpec::Q8(_)) {
                 continue;
             }
-            // Cycles of the ops this kernel serves, each side's cycles per
-            // call weighted by the calls of both sides.
+            // Cycles of the ops this kernel serves: each side's median cycles
+            // per call in the trial, weighted by the calls of both sides.
             let (mut aot, mut jit) = (0.0f64, 0.0f64);
             for a in trial.aot.stats().iter().filter(|a| serves(&g.spec, a.op)) {
-                if let Some(j) = trial.jit.get(a.op) {
+                if let (Some(j), Some(am), Some(jm)) = (trial.jit.get(a.op), trial.median(a.op, None), trial.median_generated(a.op)) {
                     let calls = (a.calls + j.calls) as f64;
-                    aot += a.cycles_per_call() as f64 * calls;
-                    jit += j.cycles_per_call() as f64 * calls;
+                    aot += am as f64 * calls;
+                    jit += jm as f64 * calls;
                 }
             }
             if aot == 0.0 || jit == 0.0 {

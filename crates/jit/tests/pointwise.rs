@@ -192,11 +192,14 @@ fn the_review_removes_kernels_that_were_slower_in_place_and_keeps_the_others() {
     // 150 on the generated one; RMSNorm at 100 and 50.
     let mut t = bareflow_llm::profile::Trial::default();
     for _ in 0..4 {
-        t.aot.add(mm, 100);
-        t.jit.add(mm, 150);
-        t.aot.add(rms, 100);
-        t.jit.add(rms, 50);
+        t.add(mm, None, 100);
+        t.add(mm, Some(0), 150);
+        t.add(rms, None, 100);
+        t.add(rms, Some(0), 50);
     }
+    // A stretched call each (an interrupt): the medians, compared, are unmoved.
+    t.add(mm, None, 1_000_000);
+    t.add(rms, Some(0), 1_000_000);
     t.tokens = 8;
     jit.review(&t);
     assert!(jit.installed().is_empty(), "the slower matmul kernel is removed");

@@ -24,6 +24,11 @@ fn run(kind: KernelKind, warmup: usize, all: bool, temp: f32, seed: u64) -> (Vec
 }
 
 fn run_mode(kind: KernelKind, mode: WeightMode, warmup: usize, all: bool, temp: f32, seed: u64) -> (Vec<u32>, String, usize) {
+    run_trial(kind, mode, warmup, 0, all, temp, seed)
+}
+
+/// With `trial` tokens of in-place trial after the swap (`--jit on`).
+fn run_trial(kind: KernelKind, mode: WeightMode, warmup: usize, trial: usize, all: bool, temp: f32, seed: u64) -> (Vec<u32>, String, usize) {
     let bytes = std::fs::read(models().join("stories260K.bin")).expect("model");
     let mut store = None;
     let ckpt = Checkpoint::parse(aligned(&bytes, &mut store)).expect("checkpoint");
@@ -33,7 +38,7 @@ fn run_mode(kind: KernelKind, mode: WeightMode, warmup: usize, all: bool, temp: 
     let mut model = Transformer::new(&ckpt, ks, mode);
     if warmup != usize::MAX {
         let jit = LlmJit::new(Box::new(HostAlloc), || 0, 4, all).with_min_q8_cols(0);
-        model.set_hooks(Hooks::new(rdtsc, warmup, Some(Box::new(jit))));
+        model.set_hooks(Hooks::new(rdtsc, warmup, Some(Box::new(jit))).with_trial(trial));
     }
     let mut sampler = Sampler::new(temp, 0.9, seed);
     let g = generate(&mut model, &tok, &mut sampler, "", 256, &Sequential, &mut |_, _| {}).expect("generate");
@@ -83,6 +88,24 @@ fn greedy_and_sampled_transcripts_are_unchanged_with_the_jit() {
         assert_eq!(ids, sampled, "{}: sampled ids differ\n{stats}", kind.name());
     }
     assert!(sets > 0, "no SIMD kernel set on this CPU");
+}
+
+/// `--jit on`'s in-place trial races the int8 variants op by op, then each op
+/// runs what it chose: the ids stay those of the AOT int8 kernels, greedy and
+/// sampled, and the stats name a choice for every int8 product.
+#[test]
+fn int8_generation_is_unchanged_through_the_variant_race() {
+    if KernelSet::new(KernelKind::Avx2).is_err() {
+        return;
+    }
+    for (temp, seed) in [(0.0, 0), (1.0, 133742)] {
+        let (aot, _, _) = run_mode(KernelKind::Avx2, WeightMode::Q8, usize::MAX, false, temp, seed);
+        let (ids, stats, _) = run_trial(KernelKind::Avx2, WeightMode::Q8, 8, 8, false, temp, seed);
+        assert_eq!(ids, aot, "int8 ids differ from the AOT int8 kernels after the race\n{stats}");
+        assert!(stats.contains("(2 variants)"), "{stats}");
+        let choices = stats.lines().filter(|l| l.contains("note: q8 matmul") && l.contains("(in place, AOT/JIT:")).count();
+        assert_eq!(choices, 5, "a choice per int8 shape (wq/wo 64x64, wk/wv 32x64, w1/w3 172x64, w2 64x172, the classifier 512x64):\n{stats}");
+    }
 }
 
 #[test]

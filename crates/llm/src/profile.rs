@@ -137,6 +137,9 @@ pub struct Trial {
     /// With more than one variant (see [`Specialiser::variants`]): the calls
     /// of each variant, by index.
     pub variants: Vec<Profile>,
+    /// Every call's cycles, by op and side (`None`: ahead-of-time; `Some(v)`:
+    /// variant `v`), for [`Trial::median`].
+    pub samples: Vec<(Op, Option<usize>, Vec<u64>)>,
     /// Trial tokens run so far.
     pub tokens: usize,
 }
@@ -150,13 +153,50 @@ impl Trial {
         trial_side((calls(&self.aot) + calls(&self.jit)) as usize, self.variants.len())
     }
 
-    /// For `op`: the generated variant with the fewest cycles per call in the
-    /// trial and its cycles per call (with one variant, the generated code).
-    pub fn best_variant(&self, op: Op) -> Option<(usize, u64)> {
-        if self.variants.len() <= 1 {
-            return self.jit.get(op).map(|s| (0, s.cycles_per_call()));
+    /// Counts one call of `op` on `side` that took `cycles`.
+    pub fn add(&mut self, op: Op, side: Option<usize>, cycles: u64) {
+        match side {
+            None => self.aot.add(op, cycles),
+            Some(v) => {
+                self.jit.add(op, cycles);
+                if let Some(p) = self.variants.get_mut(v) {
+                    p.add(op, cycles);
+                }
+            }
         }
-        self.variants.iter().enumerate().filter_map(|(v, p)| Some((v, p.get(op)?.cycles_per_call()))).min_by_key(|&(v, c)| (c, v))
+        match self.samples.iter_mut().find(|s| s.0 == op && s.1 == side) {
+            Some(s) => s.2.push(cycles),
+            None => self.samples.push((op, side, alloc::vec![cycles])),
+        }
+    }
+
+    /// The median cycles of `op`'s calls on `side` (`None`: ahead-of-time;
+    /// `Some(v)`: variant `v`, or with one variant the generated code, 0):
+    /// what the trial's verdicts compare. A call that an interrupt or
+    /// another process stretched moves a mean, not the median.
+    pub fn median(&self, op: Op, side: Option<usize>) -> Option<u64> {
+        self.median_where(op, |s| s == side)
+    }
+
+    /// The median cycles of `op`'s calls on generated code, any variant.
+    pub fn median_generated(&self, op: Op) -> Option<u64> {
+        self.median_where(op, |s| s.is_some())
+    }
+
+    fn median_where(&self, op: Op, side: impl Fn(Option<usize>) -> bool) -> Option<u64> {
+        let mut v: Vec<u64> = self.samples.iter().filter(|s| s.0 == op && side(s.1)).flat_map(|s| s.2.iter().copied()).collect();
+        v.sort_unstable();
+        let n = v.len();
+        if n == 0 {
+            return None;
+        }
+        Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2 })
+    }
+
+    /// For `op`: the generated variant with the lowest median cycles per
+    /// call in the trial, and that median.
+    pub fn best_variant(&self, op: Op) -> Option<(usize, u64)> {
+        (0..self.variants.len().max(1)).filter_map(|v| Some((v, self.median(op, Some(v))?))).min_by_key(|&(v, c)| (c, v))
     }
 }
 
@@ -361,13 +401,7 @@ impl Hooks {
         if let Some(c) = self.clock {
             let cycles = c().wrapping_sub(since);
             match self.trial.as_mut().filter(|_| self.in_trial) {
-                Some(t) if self.jit_on => {
-                    t.jit.add(op, cycles);
-                    if let Some(p) = t.variants.get_mut(self.variant) {
-                        p.add(op, cycles);
-                    }
-                }
-                Some(t) => t.aot.add(op, cycles),
+                Some(t) => t.add(op, if self.jit_on { Some(self.variant) } else { None }, cycles),
                 None => self.profile.add(op, cycles),
             }
         }
@@ -420,7 +454,7 @@ impl Hooks {
         if let Some(t) = &self.trial {
             writeln!(
                 out,
-                "  in-place trial after the swap: {} tokens, each op's calls alternating ahead-of-time and generated kernels{} (ABBA); \"in place\" = AOT/JIT cycles per call there{}",
+                "  in-place trial after the swap: {} tokens, each op's calls alternating ahead-of-time and generated kernels{} (ABBA); \"in place\" = AOT/JIT median cycles per call there{}",
                 t.tokens,
                 if t.variants.len() > 1 { alloc::format!(" ({} variants)", t.variants.len()) } else { alloc::string::String::new() },
                 if t.variants.len() > 1 { ", the JIT's best variant" } else { "" }
@@ -434,9 +468,9 @@ impl Hooks {
         for s in self.profile.hottest() {
             let before = self.warm_profile.as_ref().and_then(|p| p.get(s.op)).map(|w| w.cycles_per_call());
             let b = before.map_or_else(|| alloc::string::String::from("-"), |b| alloc::format!("{b}"));
-            let trial = self.trial.as_ref().and_then(|t| Some((t.aot.get(s.op)?, t.best_variant(s.op)?.1)));
+            let trial = self.trial.as_ref().and_then(|t| Some((t.median(s.op, None)?, t.best_variant(s.op)?.1)));
             let sp = match trial {
-                Some((a, j)) if j > 0 => alloc::format!("{:.2}x", a.cycles_per_call() as f64 / j as f64),
+                Some((a, j)) if j > 0 => alloc::format!("{:.2}x", a as f64 / j as f64),
                 _ => alloc::string::String::from("-"),
             };
             writeln!(
