@@ -453,6 +453,20 @@ fn cases() -> Vec<Case> {
                 &["in-place trial after the swap: 8 tokens"],
             )
         },
+        // int8 with `--jit on` in the image: the trial races the int8
+        // variants op by op; the story stays the AOT int8 one (AVX2 set).
+        Case {
+            repo_files: vec![("models/stories260K.bin", "stories260K.bin"), ("models/tok512.bin", "tok512.bin")],
+            mem: "256M",
+            check: Some(llm_int8_race_keeps_the_aot_story),
+            ..case(
+                "llm-int8-jit-race-image",
+                "llm",
+                &["stories260K.bin", "-z", "tok512.bin", "-t", "0.0", "-n", "256", "--int8", "--kernels", "avx2", "--jit", "on", "--jit-stats"],
+                0,
+                &["(2 variants)"],
+            )
+        },
         // Issue 5: a real peer on the host over QEMU's user network.
         Case {
             via: Via::Peer(net_peer),
@@ -698,6 +712,15 @@ fn llm_jit_trial_keeps_the_greedy_reference(out: &str) -> Result<(), String> {
         Some(l) => Err(format!("a kernel without a trial verdict: {l}")),
         None => Ok(()),
     }
+}
+
+/// The int8 story before the `--jit-stats` dump is the recorded AOT int8 one,
+/// and the trial made a choice for each of stories260K's five int8 shapes.
+fn llm_int8_race_keeps_the_aot_story(out: &str) -> Result<(), String> {
+    let at = out.find("jit_profile:").ok_or("no jit_profile dump")?;
+    llm_matches_reference(&out[..at], "bareflow_int8_avx2_greedy_no_prompt_n256.txt")?;
+    let choices = out[at..].lines().filter(|l| l.contains("note: q8 matmul") && l.contains("(in place, AOT/JIT:")).count();
+    if choices == 5 { Ok(()) } else { Err(format!("{choices} int8 choices listed, want 5")) }
 }
 
 fn llm_matches_sample_reference(out: &str) -> Result<(), String> {

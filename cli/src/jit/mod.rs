@@ -13,6 +13,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use bareflow_jit::platform::CodeAlloc as HostAlloc;
 use bareflow_jit::engine::{Rng, check_matmat, check_matvec, isa_for};
+use bareflow_jit::engine::Q8_VARIANTS;
 use bareflow_jit::{MatmatKernel, MatmatSpec, MatvecKernel, MatvecSpec, Program, Q8Kernel, Q8Spec};
 use bareflow_llm::kernels::KernelSet;
 use bareflow_llm::r#gen::{Shape, random_checkpoint, random_tokenizer};
@@ -127,11 +128,18 @@ fn bench_kernel(
 
 /// The int8 twin of [`bench_kernel`]: ns per call (best of `reps`) for the AOT and the JIT kernel.
 fn bench_q8(ks: KernelSet, k: &Q8Kernel, rows: usize, reps: usize) -> anyhow::Result<(f64, f64)> {
+    bench_q8_in(ks, k, rows, reps, 256 << 20)
+}
+
+/// As [`bench_q8`], over copies of the matrix that fill `set` bytes (the
+/// working set: 256 MiB streams from memory; 16 MiB stays in a 32 MiB L3, as
+/// the 15M model's 15 MiB of int8 weights do).
+fn bench_q8_in(ks: KernelSet, k: &Q8Kernel, rows: usize, reps: usize, set: usize) -> anyhow::Result<(f64, f64)> {
     let cols = k.spec().cols;
     let groups = cols / 32;
     let mut rng = Rng::new((rows * 17 + cols) as u64);
     let per = rows * cols;
-    let copies = ((256usize << 20) / per).max(2);
+    let copies = (set / per).max(2);
     let qw: Vec<i8> = (0..per * copies).map(|_| ((rng.next_u64() % 255) as i32 - 127) as i8).collect();
     // Scales rotate with the weights (a model's scales are not in cache either).
     let sw: Vec<f32> = (0..rows * groups * copies).map(|_| rng.next_f32().abs() / 127.0).collect();
@@ -255,7 +263,6 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
     };
     // The engine generates int8 products with AVX-512 VNNI where the CPU has it.
     let vnni = bareflow_jit::q8::vnni_usable(&bareflow_llm::kernels::CpuFeatures::detect());
-    let q8_spec = |cols: usize| if vnni { Q8Spec::tuned_vnni(cols) } else { Q8Spec::tuned(cols) };
     println!(
         "ahead-of-time kernels: {}; JIT ISA: {}; int8 products: {}",
         ks.kind().name(),
@@ -293,7 +300,7 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
     }
 
     // 2. Time to generate every kernel of each model (encoding; then placing in W^X pages and the check).
-    println!("\n[2/4] time to generate all kernels of a model: f32 and int8 products, the prefill's f32 batched products, RMSNorm, SwiGLU, RoPE, softmax (AVX-512) (median of 21)");
+    println!("\n[2/4] time to generate all kernels of a model: f32 products, int8 ones (each variant raced in place), the prefill's f32 batched products, RMSNorm, SwiGLU, RoPE, softmax (AVX-512) (median of 21)");
     println!("| model | kernels | code bytes | generate ms | place ms | check ms |");
     println!("|---|---|---|---|---|---|");
     let mut gen_json = Vec::new();
@@ -305,7 +312,12 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
         // Everything the JIT makes for a model: f32 and int8 products for each
         // width, and RMSNorm, SwiGLU, RoPE and softmax at its dims (those its ISA makes).
         let specs: Vec<MatvecSpec> = cols.iter().map(|&c| MatvecSpec::tuned(c, isa)).collect();
-        let q8_specs: Vec<Q8Spec> = if isa == bareflow_jit::Isa::Avx2Fma { cols.iter().map(|&c| q8_spec(c.div_ceil(32) * 32)).collect() } else { Vec::new() };
+        // (`--jit on` makes every variant it races: two per width.)
+        let q8_specs: Vec<Q8Spec> = if isa == bareflow_jit::Isa::Avx2Fma {
+            cols.iter().flat_map(|&c| Q8_VARIANTS.map(|v| v.spec(c.div_ceil(32) * 32, vnni))).collect()
+        } else {
+            Vec::new()
+        };
         // At the set's own vector width (the bits of its AOT kernels).
         let vec_isa = bareflow_jit::engine::pointwise_isa_for(ks.kind());
         let vec_specs: Vec<_> = match vec_isa {
@@ -407,26 +419,47 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
                 }
             }
         }
-        println!("\nint8 weights (groups of 32), same method; the engine's choice{}", if vnni { " (VNNI), and the AVX2 code beside it" } else { "" });
-        println!("| model | matrix | AOT ns | JIT ns | AOT/JIT | JIT AVX2 ns |");
-        println!("|---|---|---|---|---|---|");
+        // The variants the engine races in place, each against the AOT kernel,
+        // streamed from memory and in L3; and the AVX2 code beside VNNI.
+        let names: Vec<String> = Q8_VARIANTS.iter().map(|v| v.name()).collect();
+        println!(
+            "\nint8 weights (groups of 32), same method, {} code: the variants the engine races in place (AOT/JIT), streamed (256 MiB) and in L3 (16 MiB)",
+            if vnni { "VNNI" } else { "AVX2" }
+        );
+        println!("| model | matrix | AOT ns streamed | {} | AOT ns in L3 | {} | JIT AVX2 one row, streamed |", names.join(" | "), names.join(" | "));
+        println!("|---|---|---|{}---|{}---|", "---|".repeat(names.len()), "---|".repeat(names.len()));
         for &s in kshapes {
             for (rows, cols, _) in matmul_shapes(s) {
                 let padded = cols.div_ceil(32) * 32;
                 let mut p = Program::new();
-                p.add_q8(q8_spec(padded))?;
+                for v in Q8_VARIANTS {
+                    p.add_q8(v.spec(padded, vnni))?;
+                }
                 if vnni {
                     p.add_q8(Q8Spec::tuned(padded))?;
                 }
-                let mut placed = p.place(&HostAlloc)?.q8.into_iter();
-                let k = placed.next().context("no kernel")?;
-                let (a, j) = bench_q8(ks, &k, rows, reps)?;
-                let avx2 = match placed.next() {
-                    Some(k2) => format!("{:.0}", bench_q8(ks, &k2, rows, reps)?.1),
+                let placed = p.place(&HostAlloc)?.q8;
+                let mut cells = Vec::new();
+                for set in [256usize << 20, 16 << 20] {
+                    let mut aot = f64::INFINITY;
+                    let mut js = Vec::new();
+                    for k in &placed[..Q8_VARIANTS.len()] {
+                        let (a, j) = bench_q8_in(ks, k, rows, reps, set)?;
+                        aot = aot.min(a);
+                        js.push(j);
+                    }
+                    let best = js.iter().copied().fold(f64::INFINITY, f64::min);
+                    if set == 256 << 20 {
+                        krows.push(KernelRow { model: format!("{} int8", shape_name(s)), rows, cols, aot_ns: aot, jit_ns: best, gbs: 0.0 });
+                    }
+                    cells.push(format!("{aot:.0}"));
+                    cells.extend(js.iter().map(|j| format!("{:.2}x", aot / j)));
+                }
+                let avx2 = match placed.get(Q8_VARIANTS.len()) {
+                    Some(k2) => format!("{:.0} ns", bench_q8(ks, k2, rows, reps)?.1),
                     None => "-".into(),
                 };
-                println!("| {} | {rows}x{cols} | {a:.0} | {j:.0} | {:.2}x | {avx2} |", shape_name(s), a / j);
-                krows.push(KernelRow { model: format!("{} int8", shape_name(s)), rows, cols, aot_ns: a, jit_ns: j, gbs: 0.0 });
+                println!("| {} | {rows}x{cols} | {} | {avx2} |", shape_name(s), cells.join(" | "));
             }
         }
     }
