@@ -602,8 +602,10 @@ impl LlmJit {
             }
             if let Op::Matmat { cols, .. } = s.op {
                 // Only for batches that ran (a prompt), or every shape asked for.
-                // (The AVX-512 set's product is the AVX2 one: `isa` is AVX2 for both.)
-                let spec = KernelSpec::Matmat(MatmatSpec::tuned(cols, isa));
+                // Both SIMD sets' product is the AVX2 one; with the AVX-512 set
+                // (the CPU has AVX-512 F) the row-pair zmm kernel gives its bits.
+                let mm_isa = if ks.kind() == KernelKind::Avx512 { Isa::Avx512 } else { isa };
+                let spec = KernelSpec::Matmat(MatmatSpec::tuned(cols, mm_isa));
                 if isa != Isa::Avx2Fma || !(self.all || s.calls > 0) || picked.iter().any(|p| p.1 == spec) {
                     continue;
                 }
@@ -855,6 +857,9 @@ impl Specialiser for LlmJit {
             let (isa, tuning) = match k.spec {
                 KernelSpec::Matvec(m) => (m.isa.name(), format!("block {} rows, prefetch {:>5} B", m.block_rows, m.prefetch)),
                 KernelSpec::Q8(q) => (if q.vnni { "avx512 vnni int8" } else { "avx2 int8" }, format!("block {} rows, prefetch {:>5} B", q.block_rows, q.prefetch)),
+                KernelSpec::Matmat(m) if m.isa == Isa::Avx512 => {
+                    (m.isa.name(), format!("rows in pairs, tiles of {} tokens", m.tile))
+                }
                 KernelSpec::Matmat(m) => (m.isa.name(), format!("tiles of {} tokens, 8 lanes", m.tile)),
                 KernelSpec::Pointwise(_, isa) => {
                     (isa.name(), format!("{} lanes", if isa == Isa::Avx512 { 16 } else { 8 }))

@@ -294,7 +294,7 @@ impl core::error::Error for ExecError {}
 
 /// Weight bytes per block of rows in [`MatmatKernel::run`]: the block stays
 /// in L2 while every tile of tokens goes over it.
-const MATMAT_BLOCK_BYTES: usize = 128 * 1024;
+pub(crate) const MATMAT_BLOCK_BYTES: usize = 128 * 1024;
 
 impl MatmatKernel {
     /// `out[i*t + k] = Σ_j w[i*cols + j] * x[k*cols + j]` for the `t = x.len() / cols`
