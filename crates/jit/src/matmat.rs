@@ -182,6 +182,10 @@ fn tile(a: &mut CodeAssembler, s: &MatmatSpec, n: usize) -> Result<(), IcedError
         let mut cols_loop = a.create_label();
         a.xor(eax, eax)?;
         a.set_label(&mut cols_loop)?;
+        // The next block of rows into L2, as the AVX-512 code does (see `tile512`).
+        let ahead = (crate::exec::MATMAT_BLOCK_BYTES / xb).max(1) * xb;
+        a.prefetcht1(byte_ptr(rdx + rax + ahead))?;
+        a.prefetcht1(byte_ptr(rdx + rax + (ahead + 64)))?;
         for k in 0..4 {
             a.vmovups(wr, ptr(rdx + rax + 32 * k))?;
             for t in 0..n {
