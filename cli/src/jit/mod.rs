@@ -675,27 +675,32 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
         // one (run.c's way, and the C baseline's speed), batched with the AOT
         // kernels, and batched with `--jit on` (the swap after the warm-up's
         // 8 tokens, then the in-place trial: batches on both sides).
-        println!("\nend to end, the prompt: {PROMPT_POSITIONS} prompt positions (prefill), one thread, f32, {reps} rounds alternated, prompt tok/s");
-        println!("| model | one by one (--prefill 1) | batched, AOT | batched, JIT on | JIT/AOT batched | batched AOT/one by one | same text | C tok/s |");
-        println!("|---|---|---|---|---|---|---|---|");
+        println!("\nend to end, the prompt: {PROMPT_POSITIONS} prompt positions (prefill), one thread, {reps} rounds alternated, prompt tok/s");
+        println!("| model | weights | one by one (--prefill 1) | batched, AOT | batched, JIT on | JIT/AOT batched | batched AOT/one by one | same text | C tok/s |");
+        println!("|---|---|---|---|---|---|---|---|---|");
         let prompt = long_prompt();
-        for &s in &shapes {
+        for (s, int8) in shapes.iter().flat_map(|&s| [(s, false), (s, true)]) {
             let name = shape_name(s);
             let ckpt = work.join(format!("{name}.bin"));
             let tok = work.join(format!("{name}.tok"));
             let (mut one, mut a, mut j, mut cv) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             let mut same = true;
             for _ in 0..reps {
-                let out = Command::new(&c_bin).arg(&ckpt).arg(PROMPT_POSITIONS.to_string()).output()?;
-                let err = String::from_utf8_lossy(&out.stderr);
-                if let Some(v) = err.lines().find_map(|l| l.strip_prefix("achieved tok/s: ")).and_then(|v| v.trim().parse::<f64>().ok()) {
-                    cv.push(v);
+                if !int8 {
+                    let out = Command::new(&c_bin).arg(&ckpt).arg(PROMPT_POSITIONS.to_string()).output()?;
+                    let err = String::from_utf8_lossy(&out.stderr);
+                    if let Some(v) = err.lines().find_map(|l| l.strip_prefix("achieved tok/s: ")).and_then(|v| v.trim().parse::<f64>().ok()) {
+                        cv.push(v);
+                    }
                 }
                 let mut outs = Vec::new();
                 for (batch, mode) in [("1", "off"), ("16", "off"), ("16", "on")] {
                     let mut cmd = Command::new(&bin);
                     cmd.arg(&ckpt).arg("-z").arg(&tok).args(["-t", "0", "-n", &PROMPT_POSITIONS.to_string(), "-i", &prompt]);
                     cmd.args(["--threads", "1", "--jit", mode, "--prefill", batch, "--kernels", ks.kind().name()]);
+                    if int8 {
+                        cmd.arg("--int8");
+                    }
                     let out = cmd.output().with_context(|| format!("running llm --prefill {batch} --jit {mode}"))?;
                     let err = String::from_utf8_lossy(&out.stderr).to_string();
                     let (n, v) = parse_prompt_line(&err).with_context(|| format!("llm --prefill {batch} --jit {mode} printed no prompt line: {err}"))?;
@@ -713,8 +718,9 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
             }
             let (one, a, j) = (median(&mut one), median(&mut a), median(&mut j));
             let c = if cv.is_empty() { "-".to_string() } else { format!("{:.1}", median(&mut cv)) };
-            println!("| {name} | {one:.1} | {a:.1} | {j:.1} | {:.2}x | {:.2}x | {} | {c} |", j / a, a / one, if same { "yes" } else { "NO" });
-            e2e.push(format!("{{\"model\":\"{name}\",\"weights\":\"f32\",\"threads\":1,\"prompt_positions\":{PROMPT_POSITIONS},\"one_by_one_tok_s\":{one:.2},\"aot_tok_s\":{a:.2},\"jit_tok_s\":{j:.2},\"same_text\":{same}}}"));
+            let wname = if int8 { "int8" } else { "f32" };
+            println!("| {name} | {wname} | {one:.1} | {a:.1} | {j:.1} | {:.2}x | {:.2}x | {} | {c} |", j / a, a / one, if same { "yes" } else { "NO" });
+            e2e.push(format!("{{\"model\":\"{name}\",\"weights\":\"{wname}\",\"threads\":1,\"prompt_positions\":{PROMPT_POSITIONS},\"one_by_one_tok_s\":{one:.2},\"aot_tok_s\":{a:.2},\"jit_tok_s\":{j:.2},\"same_text\":{same}}}"));
         }
     }
 

@@ -291,7 +291,7 @@ fn kernel_name(g: &Generated) -> String {
 fn serves(spec: &KernelSpec, op: Op) -> bool {
     match (*spec, op) {
         (KernelSpec::Matvec(m), Op::Matmul { cols, .. }) => cols == m.cols,
-        (KernelSpec::Q8(q), Op::Q8Matmul { cols, .. }) => cols.div_ceil(GROUP) * GROUP == q.cols,
+        (KernelSpec::Q8(q), Op::Q8Matmul { cols, .. } | Op::Q8Matmat { cols, .. }) => cols.div_ceil(GROUP) * GROUP == q.cols,
         (KernelSpec::Matmat(m), Op::Matmat { cols, .. }) => cols == m.cols,
         (KernelSpec::Pointwise(PointwiseSpec::RmsNorm { dim }, _), Op::RmsNorm { dim: d }) => dim == d,
         (KernelSpec::Pointwise(PointwiseSpec::SwiGlu { n }, _), Op::SwiGlu { n: m }) => n == m,
@@ -509,7 +509,7 @@ impl LlmJit {
     /// kernel there; a kernel no op chose is removed.
     fn choose_q8(&mut self, trial: &Trial) {
         self.choices.clear();
-        for a in trial.aot.stats().iter().filter(|a| matches!(a.op, Op::Q8Matmul { .. })) {
+        for a in trial.aot.stats().iter().filter(|a| matches!(a.op, Op::Q8Matmul { .. } | Op::Q8Matmat { .. })) {
             let Some(aot) = trial.median(a.op, None).map(|m| m as f64) else { continue };
             let mut ratios = [None; Q8_VARIANTS.len()];
             for (v, r) in ratios.iter_mut().enumerate() {
@@ -754,6 +754,46 @@ impl Specialiser for LlmJit {
         }
     }
 
+    /// The batched int8 product (a prompt's prefill) on the installed int8
+    /// kernel of the current variant: rows by chunks of about 16 KiB of
+    /// weights (they stay in L1 while every token of the batch goes over
+    /// them), each token one call of the kernel, as `KernelSet::q8_matmat`
+    /// does with its `q8_matmul`; so each value has that kernel's bits.
+    fn q8_matmat(&self, out: &mut [f32], qw: &[i8], sw: &[f32], qx: &[i8], sx: &[f32], groups: usize) -> bool {
+        let n = groups * GROUP;
+        let Some((_, k)) = self.installed_q8.iter().find(|(v, k)| *v == self.current && k.spec().cols == n) else {
+            return false;
+        };
+        if n == 0 || qx.is_empty() || !qx.len().is_multiple_of(n) {
+            return false;
+        }
+        let t = qx.len() / n;
+        if !out.len().is_multiple_of(t) || sx.len() != t * groups {
+            return false;
+        }
+        let rows = out.len() / t;
+        if qw.len() < rows * n || sw.len() < rows * groups {
+            return false;
+        }
+        const MAX_CHUNK: usize = 64;
+        let chunk = ((16 << 10) / n).clamp(4, MAX_CHUNK) & !3;
+        let mut buf = [0f32; MAX_CHUNK];
+        for (c, o) in out.chunks_mut(chunk * t).enumerate() {
+            let (r0, r) = (c * chunk, o.len() / t);
+            let (w, s) = (&qw[r0 * n..(r0 + r) * n], &sw[r0 * groups..(r0 + r) * groups]);
+            for kk in 0..t {
+                // On an error nothing is promised of `out`: the caller runs the AOT product, which writes all of it.
+                if k.run(&mut buf[..r], w, s, &qx[kk * n..(kk + 1) * n], &sx[kk * groups..(kk + 1) * groups]).is_err() {
+                    return false;
+                }
+                for (i, v) in buf[..r].iter().enumerate() {
+                    o[i * t + kk] = *v;
+                }
+            }
+        }
+        true
+    }
+
     fn has_q8_matmul(&self, cols: usize) -> bool {
         let padded = cols.div_ceil(GROUP) * GROUP;
         self.installed_q8.iter().any(|(_, k)| k.spec().cols == padded)
@@ -769,7 +809,7 @@ impl Specialiser for LlmJit {
             // After the trial: the choice for this op; an op the trial did
             // not see keeps the first variant; `usize::MAX` matches no kernel
             // (the ahead-of-time one runs).
-            (None, Op::Q8Matmul { .. }) => {
+            (None, Op::Q8Matmul { .. } | Op::Q8Matmat { .. }) => {
                 self.choices.iter().find(|c| c.op == op).map_or(0, |c| c.variant.unwrap_or(usize::MAX))
             }
             (None, _) => 0,

@@ -285,3 +285,32 @@ fn the_trial_picks_an_int8_variant_per_op_or_the_aot_kernel() {
     assert_eq!(Q8_VARIANTS[0].spec(288, false), Q8Spec::tuned(288));
     assert_eq!(Q8_VARIANTS[0].spec(768, true), Q8Spec::tuned_vnni(768));
 }
+
+/// The batched int8 product (a prompt's prefill) on the generated int8
+/// kernel gives `KernelSet::q8_matmat`'s bits; a call whose shapes do not
+/// fit is declined (false), for the AOT product to run.
+#[test]
+fn the_batched_int8_product_runs_on_the_generated_kernel_with_the_aot_bits() {
+    let Ok(ks) = KernelSet::new(KernelKind::Avx2) else { return };
+    let mut jit = LlmJit::new(Box::new(HostAlloc), || 0, 4, true);
+    jit.specialise(&[OpStats { op: Op::Q8Matmul { rows: 8, cols: 96 }, calls: 1, cycles: 1 }], ks);
+    assert_eq!(jit.installed_q8().len(), 1, "{:?}", jit.log());
+    let mut rng = Rng::new(9);
+    let (cols, groups) = (96, 3);
+    for (rows, t) in [(1, 1), (13, 5), (70, 16), (4, 3)] {
+        let qw: Vec<i8> = (0..rows * cols).map(|_| ((rng.next_u64() % 255) as i32 - 127) as i8).collect();
+        let qx: Vec<i8> = (0..t * cols).map(|_| ((rng.next_u64() % 255) as i32 - 127) as i8).collect();
+        let sw: Vec<f32> = (0..rows * groups).map(|_| rng.next_f32().abs() / 127.0).collect();
+        let sx: Vec<f32> = (0..t * groups).map(|_| rng.next_f32().abs() / 127.0).collect();
+        let mut got = vec![f32::NAN; rows * t];
+        assert!(jit.q8_matmat(&mut got, &qw, &sw, &qx, &sx, groups), "{rows} rows, {t} tokens");
+        let mut want = vec![0.0; rows * t];
+        ks.q8_matmat(&mut want, &qw, &sw, &qx, &sx, groups);
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&got), bits(&want), "{rows} rows, {t} tokens");
+        // Scales for one token too few: declined, nothing asserted of `got`.
+        assert!(!jit.q8_matmat(&mut got, &qw, &sw, &qx, &sx[..sx.len() - groups], groups));
+    }
+    // No kernel for 64 columns.
+    assert!(!jit.q8_matmat(&mut [0.0; 2], &[0; 128], &[1.0; 4], &[0; 64], &[1.0; 2], 2));
+}

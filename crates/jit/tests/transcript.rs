@@ -204,3 +204,45 @@ fn the_prompt_prefill_on_generated_matmat_kernels_keeps_the_transcript() {
     }
     assert!(ran > 0 || KernelSet::new(KernelKind::Avx2).is_err());
 }
+
+/// int8 with a prompt: the prefill's batched int8 products run on the
+/// generated int8 kernels (after the swap, and raced in the trial with
+/// `--jit on`), and the ids stay those of the AOT int8 kernels.
+#[test]
+fn an_int8_prompt_prefill_on_generated_kernels_keeps_the_aot_int8_ids() {
+    let bytes = std::fs::read(models().join("stories260K.bin")).expect("model");
+    let mut store = None;
+    let ckpt = Checkpoint::parse(aligned(&bytes, &mut store)).expect("checkpoint");
+    let tok = Tokenizer::parse(&std::fs::read(models().join("tok512.bin")).expect("tokenizer"), ckpt.config.vocab_size)
+        .expect("tokenizer");
+    let prompt = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her big red ball";
+    let mut ran = 0;
+    for kind in [KernelKind::Avx2, KernelKind::Avx512] {
+        let Ok(ks) = KernelSet::new(kind) else { continue };
+        let run = |hooks: Option<(usize, usize, bool)>| {
+            let mut model = Transformer::new(&ckpt, ks, WeightMode::Q8);
+            if let Some((warmup, trial, all)) = hooks {
+                let jit = LlmJit::new(Box::new(HostAlloc), || 0, 4, all);
+                model.set_hooks(Hooks::new(rdtsc, warmup, Some(Box::new(jit))).with_trial(trial));
+            }
+            let mut sampler = Sampler::new(0.0, 0.9, 0);
+            let g = generate(&mut model, &tok, &mut sampler, prompt, 200, &Sequential, &mut |_, _| {}).expect("generate");
+            let mut stats = String::new();
+            model.hooks().write_stats(&mut stats).expect("stats");
+            let q8mm = model.hooks().profile().get(Op::Q8Matmat { rows: 64, cols: 64 }).map_or(0, |s| s.calls);
+            (g.tokens, g.prefilled, stats, q8mm)
+        };
+        let (aot, prefilled, _, _) = run(None);
+        assert!(prefilled > 16, "a prompt of more than one batch: {prefilled}");
+        for (warmup, trial, all) in [(0, 0, true), (16, 16, false)] {
+            let (ids, _, stats, after) = run(Some((warmup, trial, all)));
+            assert_eq!(ids, aot, "{} set, warm-up {warmup}: int8 ids differ\n{stats}", kind.name());
+            assert!(after > 0, "batched int8 products ran after the swap\n{stats}");
+            if trial > 0 {
+                assert!(stats.contains("note: q8 matmat 64x64:"), "a choice for the batched product\n{stats}");
+            }
+            ran += 1;
+        }
+    }
+    assert!(ran > 0 || KernelSet::new(KernelKind::Avx2).is_err());
+}
