@@ -53,7 +53,7 @@ pub fn hooks(mode: Mode) -> Hooks {
         Mode::On => (WARMUP, false),
         Mode::Only => (0, true),
     };
-    let jit = LlmJit::new(Box::new(CodeAlloc), now_ns, MAX_KERNELS, all);
+    let jit = LlmJit::new(now_ns, MAX_KERNELS, all);
     let trial = if mode == Mode::On { TRIAL } else { 0 };
     Hooks::new(cycles, warmup, Some(Box::new(jit))).with_trial(trial)
 }
@@ -87,4 +87,4 @@ pub fn finish(mode: Mode, stats: bool, model: &Transformer<'_>) -> Result<(), St
     Ok(())
 }
 
-use bareflow_jit::platform::{CodeAlloc, cycles};
+use bareflow_jit::platform::cycles;

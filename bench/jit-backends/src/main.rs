@@ -16,7 +16,6 @@ use std::time::Instant;
 
 use bareflow_jit::cranelift::Target;
 use bareflow_jit::engine::Rng;
-use bareflow_jit::platform::CodeAlloc;
 use bareflow_jit::{Isa, MatvecKernel, MatvecSpec, Program};
 use bareflow_llm::kernels::{KernelKind, KernelSet};
 
@@ -39,7 +38,7 @@ fn gen_ms(mut make: impl FnMut() -> Result<(), String>) -> Result<f64, String> {
 fn place(add: impl FnOnce(&mut Program) -> Result<usize, bareflow_jit::JitError>) -> Result<MatvecKernel, String> {
     let mut p = Program::new();
     add(&mut p).map_err(|e| e.to_string())?;
-    let mut placed = p.place(&CodeAlloc).map_err(|e| e.to_string())?;
+    let mut placed = p.place().map_err(|e| e.to_string())?;
     placed.matvec.pop().ok_or_else(|| "no kernel placed".to_string())
 }
 

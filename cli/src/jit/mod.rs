@@ -11,7 +11,6 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use bareflow_jit::platform::CodeAlloc as HostAlloc;
 use bareflow_jit::engine::{Rng, check_matmat, check_matvec, isa_for};
 use bareflow_jit::engine::Q8_VARIANTS;
 use bareflow_jit::{MatmatKernel, MatmatSpec, MatvecKernel, MatvecSpec, Program, Q8Kernel, Q8Spec};
@@ -219,7 +218,7 @@ fn compile(specs: &[MatvecSpec]) -> anyhow::Result<Vec<MatvecKernel>> {
     for s in specs {
         p.add_matvec(*s).with_context(|| format!("generating {s:?}"))?;
     }
-    Ok(p.place(&HostAlloc)?.matvec)
+    Ok(p.place()?.matvec)
 }
 
 fn repo_root() -> PathBuf {
@@ -345,7 +344,7 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
                 prog.add_matmat(*sp)?;
             }
             let t1 = Instant::now();
-            let placed = prog.place(&HostAlloc)?;
+            let placed = prog.place()?;
             let t2 = Instant::now();
             let mut rng = Rng::new(1);
             for k in &placed.matvec {
@@ -410,7 +409,7 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
                         let prefetch = (ahead * cols as u32).min(65536) / 64 * 64;
                         let mut p = Program::new();
                         p.add_q8(Q8Spec { cols, block_rows, prefetch, vnni: v, split })?;
-                        let k = p.place(&HostAlloc)?.q8.pop().context("no kernel")?;
+                        let k = p.place()?.q8.pop().context("no kernel")?;
                         let (a, j) = bench_q8(ks, &k, rows, reps)?;
                         let code = if v { "vnni" } else { "avx2" };
                         let b = if split { "2 (halves)".to_string() } else { block_rows.to_string() };
@@ -438,7 +437,7 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
                 if vnni {
                     p.add_q8(Q8Spec::tuned(padded))?;
                 }
-                let placed = p.place(&HostAlloc)?.q8;
+                let placed = p.place()?.q8;
                 let mut cells = Vec::new();
                 for set in [256usize << 20, 16 << 20] {
                     let mut aot = f64::INFINITY;
@@ -478,7 +477,7 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
                 if mm_isa != isa {
                     p.add_matmat(MatmatSpec::tuned(cols, isa))?;
                 }
-                let mut placed = p.place(&HostAlloc)?.matmat.into_iter();
+                let mut placed = p.place()?.matmat.into_iter();
                 let k = placed.next().context("no kernel")?;
                 let (a, j) = bench_matmat(ks, &k, rows, reps)?;
                 let avx2 = match placed.next() {
@@ -511,7 +510,7 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
             for spec in vector_specs(s).into_iter().filter(|v| v.validate(visa).is_ok()) {
                 let mut p = Program::new();
                 p.add_pointwise(spec, visa)?;
-                let k = p.place(&HostAlloc)?.pointwise.pop().context("no kernel")?;
+                let k = p.place()?.pointwise.pop().context("no kernel")?;
                 let mut rng = Rng::new(9);
                 let (x, w) = (rng.vec(c.dim.max(c.hidden_dim)), rng.vec(c.dim.max(c.hidden_dim)));
                 // Unit rotations, so that repeated calls keep the values bounded.

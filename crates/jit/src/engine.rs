@@ -12,7 +12,6 @@
 //!    order), so that a shared mistake in both SIMD paths is still caught.
 //!
 //! A failure keeps the ahead-of-time kernel and logs why.
-use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec;
@@ -23,7 +22,7 @@ use bareflow_llm::KernelKind;
 use bareflow_llm::kernels::KernelSet;
 use bareflow_llm::profile::{Op, OpStats, Specialiser, Trial};
 
-use crate::exec::{ExecAlloc, KernelSpec, MatmatKernel, MatvecKernel, PointwiseKernel, Program, Q8Kernel};
+use crate::exec::{KernelSpec, MatmatKernel, MatvecKernel, PointwiseKernel, Program, Q8Kernel};
 use crate::matmat::MatmatSpec;
 use crate::matvec::MatvecSpec;
 use crate::pointwise::PointwiseSpec;
@@ -378,7 +377,6 @@ pub const DEFAULT_MIN_Q8_COLS: usize = 0;
 
 /// The engine's JIT: generates f32 matrix-vector kernels for the hottest shapes.
 pub struct LlmJit {
-    alloc: Box<dyn ExecAlloc + Send + Sync>,
     clock_ns: fn() -> u64,
     /// How many of the hottest matmul shapes to specialise.
     max_kernels: usize,
@@ -417,9 +415,8 @@ impl LlmJit {
     /// A JIT placing code with `alloc` and timing itself with `clock_ns`
     /// (nanoseconds). It specialises at most `max_kernels` shapes, or every
     /// shape with `all`.
-    pub fn new(alloc: Box<dyn ExecAlloc + Send + Sync>, clock_ns: fn() -> u64, max_kernels: usize, all: bool) -> Self {
+    pub fn new(clock_ns: fn() -> u64, max_kernels: usize, all: bool) -> Self {
         LlmJit {
-            alloc,
             clock_ns,
             max_kernels,
             all,
@@ -663,7 +660,7 @@ impl LlmJit {
             }
         }
         let t1 = (self.clock_ns)();
-        let placed = prog.place(&*self.alloc)?;
+        let placed = prog.place()?;
         let t2 = (self.clock_ns)();
         let mut rng = Rng::new(0x005e_ed0f_u64 ^ (ks.kind() as u64));
         let (mut mv, mut q8, mut pw) = (placed.matvec.into_iter(), placed.q8.into_iter(), placed.pointwise.into_iter());

@@ -1,15 +1,16 @@
 //! Placing generated code in executable memory, and calling it safely.
 //!
-//! The memory itself belongs to the caller's backend ([`ExecAlloc`]): the
-//! contract is W^X (the bytes are written while the pages are writable, then
-//! the pages are flipped to read-execute and never written again) and a
-//! System V call with six integer arguments. This module packs kernels into
+//! The memory is `bareflow-hal`'s, through [`crate::platform::Code`]: W^X
+//! (the bytes are written while the pages are writable, then the pages are
+//! flipped to read-execute and never written again) and a System V call with
+//! six integer arguments. This module packs kernels into
 //! one buffer ([`Program`]) and wraps each entry in a typed handle whose
 //! [`MatvecKernel::run`] checks the slice lengths the code relies on.
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 
+use crate::platform::Code;
 use crate::{Isa, JitError};
 use crate::matmat::{self, MatmatSpec};
 use crate::matvec::{self, MatvecSpec};
@@ -44,39 +45,6 @@ impl fmt::Display for ExecError {
             Self::Os(e) => write!(f, "the OS refused the code mapping (errno {e})"),
         }
     }
-}
-
-/// Read-execute pages holding generated code.
-pub trait ExecMemory: Send + Sync {
-    /// Calls the code at `offset` with the System V ABI, six integer
-    /// arguments and one integer result.
-    ///
-    /// # Safety
-    /// The bytes at `offset` must be a function of that ABI, and `args` must
-    /// meet its contract (pointers valid for everything it reads and writes).
-    /// For code this crate generated, the kernels' `run` methods check that.
-    #[allow(unsafe_code)] // the contract is declared here; `run` discharges it
-    unsafe fn call(&self, offset: usize, args: [u64; 6]) -> Result<u64, ExecError>;
-    /// Length of the mapping in bytes.
-    fn len(&self) -> usize;
-    /// Whether the mapping is empty (never, for a placed program).
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// A source of executable memory: copies code into fresh writable pages,
-/// flips them to read-execute and hands them back.
-///
-/// # Safety
-/// `place(code)` must return memory whose bytes from offset 0 are exactly
-/// `code`, executable and unchanging for as long as the returned value
-/// lives: the kernels enter it at the offsets the code was generated for.
-/// [`crate::platform::CodeAlloc`] is the implementation to use.
-#[allow(unsafe_code)] // implementers promise what `place` returns
-pub unsafe trait ExecAlloc {
-    /// Places `code`.
-    fn place(&self, code: &[u8]) -> Result<Arc<dyn ExecMemory>, ExecError>;
 }
 
 /// One kind of generated kernel.
@@ -180,13 +148,14 @@ impl Program {
         &self.entries
     }
 
-    /// Places the code with `alloc` (one W^X mapping) and returns one handle per entry.
-    pub fn place(&self, alloc: &dyn ExecAlloc) -> Result<Placed, JitError> {
+    /// Places the code in fresh W^X pages ([`crate::platform::Code`]: one
+    /// mapping, written, then flipped to read-execute) and returns one handle per entry.
+    pub fn place(&self) -> Result<Placed, JitError> {
         let mut placed = Placed::default();
         if self.entries.is_empty() {
             return Ok(placed);
         }
-        let mem = alloc.place(&self.code)?;
+        let mem = Arc::new(Code::place(&self.code)?);
         for &(spec, offset, size) in &self.entries {
             match spec {
                 KernelSpec::Matvec(spec) => placed.matvec.push(Kernel { mem: mem.clone(), offset, spec, isa: spec.isa, size }),
@@ -204,7 +173,7 @@ impl Program {
 /// A placed kernel: its code in shared W^X pages, at `offset`, generated for `spec`.
 #[derive(Clone)]
 pub struct Kernel<S> {
-    mem: Arc<dyn ExecMemory>,
+    mem: Arc<Code>,
     offset: usize,
     spec: S,
     isa: Isa,
@@ -255,8 +224,9 @@ impl<S> Kernel<S> {
     /// kind's safe methods below check it before calling.
     #[allow(unsafe_code)] // the contract is stated here and discharged by the callers below
     unsafe fn enter(&self, args: [u64; 6]) -> Result<(), ExecError> {
-        // SAFETY: a `Kernel` is only made by `Program::place`, from code this
-        // crate generated for `self.spec` at `self.offset` in `self.mem`; the
+        // SAFETY: a `Kernel` is only made by `Program::place`, which copied
+        // code this crate generated for `self.spec` to `self.offset` of
+        // `self.mem` (read-execute and unchanging while `mem` lives); the
         // caller promises the arguments meet that code's contract.
         unsafe { self.mem.call(self.offset, args) }.map(|_| ())
     }

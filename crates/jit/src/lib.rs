@@ -12,19 +12,19 @@
 //!   code must give the set's bits. Attention's softmax is generated for the
 //!   AVX-512 set (its length grows with the position, so it is made for any
 //!   length up to the context, asserted at the call). f32 matrix-matrix
-//!   products ([`matmat`], AVX2) for the prompt's batched prefill: tiles of
-//!   3 tokens per weight load, rows in blocks that stay in L2 (int8 ones are
-//!   not generated: the AOT int8 batch already reads each weight chunk once
-//!   per batch, and the per-token integer work is the same).
+//!   products ([`matmat`], AVX2, or AVX-512 with rows in pairs) for the
+//!   prompt's batched prefill: tiles of tokens per weight load, rows in
+//!   blocks that stay in L2, the next block prefetched into L2 (the batched
+//!   int8 products run on the int8 kernels, a call per token over chunks of
+//!   rows that stay in L1).
 //! - It only makes bytes. Generation ([`matvec::generate`], [`Program`]) turns
-//!   a small kernel description into x86-64 code and entry offsets; placing
-//!   the code in memory and calling it is the job of an [`ExecAlloc`] the
-//!   caller hands in (the kernel's W^X pages in the image, `mmap`/`mprotect`
-//!   when hosted; both live in `bareflow-hal`, and [`platform::CodeAlloc`]
-//!   wraps them). Entering generated code is the one `unsafe` operation:
-//!   [`ExecMemory::call`] is an `unsafe fn`, and only the kernels' `run`
-//!   methods call it, for code this crate generated for the dims they assert.
-//!   `unsafe` is denied everywhere else in the crate.
+//!   a small kernel description into x86-64 code and entry offsets;
+//!   [`Program::place`] puts the code in W^X pages from `bareflow-hal` (the
+//!   kernel's page tables in the image, `mmap`/`mprotect` hosted), through
+//!   [`platform::Code`]. Entering generated code is the one `unsafe`
+//!   operation: `Code::call` is a crate-private `unsafe fn`, and only the
+//!   kernels' `run` methods call it, for code this crate generated for the
+//!   dims they assert. `unsafe` is denied everywhere else in the crate.
 //! - Generated code is simple by construction: no calls out, no stack, only
 //!   caller-saved registers, memory reached only through the argument
 //!   pointers at displacements bounded by the shape it was made for. The safe
@@ -59,7 +59,7 @@ use alloc::string::String;
 use core::fmt;
 
 pub use exec::{
-    ExecAlloc, ExecError, ExecMemory, KernelSpec, MatmatKernel, MatvecKernel, Placed, PointwiseKernel, Program, Q8Kernel,
+    ExecError, KernelSpec, MatmatKernel, MatvecKernel, Placed, PointwiseKernel, Program, Q8Kernel,
 };
 pub use matmat::MatmatSpec;
 pub use matvec::MatvecSpec;

@@ -5,16 +5,51 @@
 //!
 //! Entering the code is `unsafe` in the hardware layer (it cannot know what
 //! the bytes do); this module forwards that obligation through the
-//! `unsafe fn` [`ExecMemory::call`], which only [`crate::MatvecKernel::run`]
-//! and [`crate::Q8Kernel::run`] discharge, for code this crate generated.
+//! crate-private `unsafe fn` [`Code::call`], which only the kernels' `run`
+//! methods discharge, for code this crate generated.
 #![allow(unsafe_code)]
 
-use crate::{ExecAlloc, ExecError, ExecMemory};
-use alloc::sync::Arc;
+use crate::ExecError;
 
-/// Places code in fresh W^X pages of the platform this is built for.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CodeAlloc;
+/// Generated code in W^X pages of the platform this is built for: placed
+/// once (written, then flipped to read-execute), entered by the kernels.
+pub struct Code(backend::Pages);
+
+impl core::fmt::Debug for Code {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Code").field("len", &self.len()).finish()
+    }
+}
+
+impl Code {
+    /// Copies `code` to offset 0 of fresh read-write pages, then makes them
+    /// read-execute (never both).
+    pub fn place(code: &[u8]) -> Result<Code, ExecError> {
+        backend::place(code).map(Code)
+    }
+
+    /// Calls the code at `offset` with the System V ABI, six integer
+    /// arguments and one integer result.
+    ///
+    /// # Safety
+    /// The bytes at `offset` must be a function of that ABI, and `args` must
+    /// meet its contract (pointers valid for everything it reads and writes).
+    pub(crate) unsafe fn call(&self, offset: usize, args: [u64; 6]) -> Result<u64, ExecError> {
+        // SAFETY: forwarded: the caller guarantees that the code at `offset`
+        // is a function whose contract `args` meet.
+        unsafe { backend::call(&self.0, offset, args) }
+    }
+
+    /// Length of the mapping in bytes.
+    pub fn len(&self) -> usize {
+        backend::len(&self.0)
+    }
+
+    /// Whether the mapping is empty (never, once placed).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
 
 /// The CPU's time-stamp counter (for the profiling hooks).
 pub fn cycles() -> u64 {
@@ -39,35 +74,32 @@ mod backend {
         }
     }
 
-    struct Code(CodePages);
+    pub type Pages = CodePages;
 
-    impl ExecMemory for Code {
-        unsafe fn call(&self, offset: usize, args: [u64; 6]) -> Result<u64, ExecError> {
-            // SAFETY: forwarded: the caller of `ExecMemory::call` guarantees
-            // that the code at `offset` is a function whose contract `args` meet.
-            unsafe { self.0.call(offset, args) }.map_err(map)
-        }
-        fn len(&self) -> usize {
-            self.0.len()
-        }
+    pub fn place(code: &[u8]) -> Result<Pages, ExecError> {
+        let mut p = CodePages::alloc(code.len()).map_err(map)?;
+        p.as_mut_slice().map_err(map)?[..code.len()].copy_from_slice(code);
+        p.protect(HostProt::ReadExec).map_err(map)?;
+        Ok(p)
     }
 
-    // SAFETY: the bytes are copied to offset 0 of fresh pages, which are then
-    // made read-execute and stay so until the mapping is dropped with `Code`.
-    unsafe impl ExecAlloc for CodeAlloc {
-        fn place(&self, code: &[u8]) -> Result<Arc<dyn ExecMemory>, ExecError> {
-            let mut p = CodePages::alloc(code.len()).map_err(map)?;
-            p.as_mut_slice().map_err(map)?[..code.len()].copy_from_slice(code);
-            p.protect(HostProt::ReadExec).map_err(map)?;
-            Ok(Arc::new(Code(p)))
-        }
+    /// # Safety
+    /// As [`super::Code::call`].
+    pub unsafe fn call(p: &Pages, offset: usize, args: [u64; 6]) -> Result<u64, ExecError> {
+        // SAFETY: forwarded from `Code::call`'s caller.
+        unsafe { p.call(offset, args) }.map_err(map)
+    }
+
+    pub fn len(p: &Pages) -> usize {
+        p.len()
     }
 }
 
 #[cfg(target_os = "none")]
 mod backend {
     use super::*;
-    use bareflow_hal::mm::{MapError, Pages, Prot};
+    pub use bareflow_hal::mm::Pages;
+    use bareflow_hal::mm::{MapError, Prot};
 
     pub fn cycles() -> u64 {
         bareflow_hal::cpu::rdtsc()
@@ -82,26 +114,22 @@ mod backend {
         }
     }
 
-    struct Code(Pages);
-
-    impl ExecMemory for Code {
-        unsafe fn call(&self, offset: usize, args: [u64; 6]) -> Result<u64, ExecError> {
-            // SAFETY: forwarded, as in the hosted backend.
-            unsafe { self.0.call(offset as u64, args) }.map_err(map)
-        }
-        fn len(&self) -> usize {
-            self.0.len() as usize
-        }
+    pub fn place(code: &[u8]) -> Result<Pages, ExecError> {
+        let pages = (code.len() as u64).div_ceil(4096);
+        let mut p = Pages::alloc(pages, Prot::ReadWrite).map_err(map)?;
+        p.as_mut_slice().map_err(map)?[..code.len()].copy_from_slice(code);
+        p.protect(Prot::ReadExec).map_err(map)?;
+        Ok(p)
     }
 
-    // SAFETY: as for the hosted backend, with the kernel's pages.
-    unsafe impl ExecAlloc for CodeAlloc {
-        fn place(&self, code: &[u8]) -> Result<Arc<dyn ExecMemory>, ExecError> {
-            let pages = (code.len() as u64).div_ceil(4096);
-            let mut p = Pages::alloc(pages, Prot::ReadWrite).map_err(map)?;
-            p.as_mut_slice().map_err(map)?[..code.len()].copy_from_slice(code);
-            p.protect(Prot::ReadExec).map_err(map)?;
-            Ok(Arc::new(Code(p)))
-        }
+    /// # Safety
+    /// As [`super::Code::call`].
+    pub unsafe fn call(p: &Pages, offset: usize, args: [u64; 6]) -> Result<u64, ExecError> {
+        // SAFETY: forwarded from `Code::call`'s caller.
+        unsafe { p.call(offset as u64, args) }.map_err(map)
+    }
+
+    pub fn len(p: &Pages) -> usize {
+        p.len() as usize
     }
 }

@@ -6,7 +6,6 @@
 
 use bareflow_jit::cranelift::Target;
 use bareflow_jit::engine::Rng;
-use bareflow_jit::platform::CodeAlloc;
 use bareflow_jit::{JitError, Program};
 use bareflow_llm::kernels::{KernelKind, KernelSet};
 
@@ -19,7 +18,7 @@ fn cranelift_matvec_gives_the_sse2_sets_bits() {
         for (rows, cols) in [(1, 1), (5, 3), (4, 4), (9, 7), (13, 33), (17, 288), (6, 770)] {
             let mut p = Program::new();
             p.add_cranelift_matvec(&t, cols).expect("compiles");
-            let k = p.place(&CodeAlloc).expect("placed W^X").matvec.pop().expect("one kernel");
+            let k = p.place().expect("placed W^X").matvec.pop().expect("one kernel");
             let (w, x) = (rng.vec(rows * cols), rng.vec(cols));
             let (mut got, mut want) = (vec![0.0f32; rows], vec![0.0f32; rows]);
             k.run(&mut got, &x, &w).expect("runs");

@@ -2,7 +2,6 @@
 //! placed in real hosted W^X pages; refusals of impossible shapes.
 
 use bareflow_jit::engine::{LlmJit, Rng, check_matvec, check_q8};
-use bareflow_jit::platform::CodeAlloc as HostAlloc;
 use bareflow_jit::{Isa, JitError, MatvecSpec, Program, Q8Spec};
 use bareflow_llm::kernels::KernelSet;
 use bareflow_llm::profile::{Op, OpStats, Specialiser};
@@ -33,7 +32,7 @@ fn generated_matvec_is_bit_exact_with_the_aot_kernel_over_random_shapes() {
                 let spec = MatvecSpec { cols: c, isa, block_rows, prefetch };
                 let mut prog = Program::new();
                 prog.add_matvec(spec).expect("generate");
-                let k = prog.place(&HostAlloc).expect("place").matvec.pop().expect("one kernel");
+                let k = prog.place().expect("place").matvec.pop().expect("one kernel");
                 if let Err(e) = check_matvec(&k, ks, &mut rng) {
                     panic!("{spec:?}: {e}");
                 }
@@ -52,7 +51,7 @@ fn every_row_is_written_and_nothing_past_the_end() {
             let spec = MatvecSpec { cols: 45, isa, block_rows, prefetch: 0 };
             let mut prog = Program::new();
             prog.add_matvec(spec).unwrap();
-            let k = prog.place(&HostAlloc).unwrap().matvec.pop().unwrap();
+            let k = prog.place().unwrap().matvec.pop().unwrap();
             for rows in 0..20 {
                 let x = rng.vec(45);
                 let w = rng.vec(rows * 45 + 45); // one spare row that must not be read into out
@@ -85,7 +84,7 @@ fn impossible_shapes_are_refused() {
 fn a_call_with_the_wrong_dims_is_stopped_before_the_code_runs() {
     let mut prog = Program::new();
     prog.add_matvec(MatvecSpec::tuned(16, Isa::Sse2)).unwrap();
-    let k = prog.place(&HostAlloc).unwrap().matvec.pop().unwrap();
+    let k = prog.place().unwrap().matvec.pop().unwrap();
     let mut out = [0.0; 2];
     let _ = k.run(&mut out, &[0.0; 15], &[0.0; 32]);
 }
@@ -95,7 +94,7 @@ fn a_call_with_the_wrong_dims_is_stopped_before_the_code_runs() {
 fn short_weights_are_stopped_before_the_code_runs() {
     let mut prog = Program::new();
     prog.add_matvec(MatvecSpec::tuned(16, Isa::Sse2)).unwrap();
-    let k = prog.place(&HostAlloc).unwrap().matvec.pop().unwrap();
+    let k = prog.place().unwrap().matvec.pop().unwrap();
     let mut out = [0.0; 3];
     let _ = k.run(&mut out, &[0.0; 16], &[0.0; 47]);
 }
@@ -103,7 +102,7 @@ fn short_weights_are_stopped_before_the_code_runs() {
 #[test]
 fn the_engine_jit_installs_the_hottest_shapes_and_runs_them() {
     let Some((ks, _)) = sets().into_iter().next() else { return };
-    let mut jit = LlmJit::new(Box::new(HostAlloc), || 0, 2, false);
+    let mut jit = LlmJit::new(|| 0, 2, false);
     let hot = [
         OpStats { op: Op::Matmul { rows: 100, cols: 64 }, calls: 5, cycles: 900 },
         OpStats { op: Op::Attention { seq_len: 64 }, calls: 5, cycles: 500 },
@@ -128,7 +127,7 @@ fn the_engine_jit_installs_the_hottest_shapes_and_runs_them() {
 
 #[test]
 fn the_scalar_set_is_left_alone() {
-    let mut jit = LlmJit::new(Box::new(HostAlloc), || 0, 4, true);
+    let mut jit = LlmJit::new(|| 0, 4, true);
     jit.specialise(&[OpStats { op: Op::Matmul { rows: 4, cols: 64 }, calls: 1, cycles: 1 }], KernelSet::scalar());
     assert!(jit.installed().is_empty());
     assert!(jit.log()[0].contains("the scalar kernels are in use"), "{:?}", jit.log());
@@ -153,7 +152,7 @@ fn generated_int8_matvec_is_bit_exact_with_the_aot_kernel() {
             let spec = Q8Spec { cols: c, block_rows, prefetch, vnni, split };
             let mut prog = Program::new();
             prog.add_q8(spec).expect("generate");
-            let k = prog.place(&HostAlloc).expect("place").q8.pop().expect("one kernel");
+            let k = prog.place().expect("place").q8.pop().expect("one kernel");
             if let Err(e) = check_q8(&k, ks, &mut rng) {
                 panic!("{spec:?}: {e}");
             }
@@ -186,7 +185,7 @@ fn vnni_int8_gives_the_avx2_bits_over_the_whole_byte_range() {
             for block_rows in [1, 2, 3] {
                 let mut p = Program::new();
                 p.add_q8(Q8Spec { cols, block_rows, prefetch: 0, vnni: true, split: false }).expect("generate");
-                let k = p.place(&HostAlloc).expect("place").q8.pop().expect("one kernel");
+                let k = p.place().expect("place").q8.pop().expect("one kernel");
                 let mut got = vec![f32::NAN; rows];
                 k.run(&mut got, &qw, &sw, &qx, &sx).expect("run");
                 let (g, w): (Vec<u32>, Vec<u32>) = (got.iter().map(|v| v.to_bits()).collect(), want.iter().map(|v| v.to_bits()).collect());
@@ -220,7 +219,7 @@ fn a_kernel_that_differs_from_the_aot_bits_is_refused_by_the_check() {
     let (Ok(avx2), Ok(sse2)) = (KernelSet::new(KernelKind::Avx2), KernelSet::new(KernelKind::Sse2)) else { return };
     let mut p = Program::new();
     p.add_matvec(MatvecSpec::tuned(288, Isa::Avx2Fma)).expect("generate");
-    let k = p.place(&HostAlloc).expect("place").matvec.pop().expect("one kernel");
+    let k = p.place().expect("place").matvec.pop().expect("one kernel");
     let mut rng = Rng::new(21);
     assert!(check_matvec(&k, avx2, &mut rng).is_ok());
     match check_matvec(&k, sse2, &mut rng) {
@@ -239,7 +238,7 @@ fn a_kernel_that_differs_from_the_aot_bits_is_refused_by_the_check() {
 fn the_trial_picks_an_int8_variant_per_op_or_the_aot_kernel() {
     use bareflow_llm::profile::{Profile, Trial};
     let Ok(ks) = KernelSet::new(KernelKind::Avx2) else { return };
-    let mut jit = LlmJit::new(Box::new(HostAlloc), || 0, 4, false);
+    let mut jit = LlmJit::new(|| 0, 4, false);
     let (a, b, c) = (Op::Q8Matmul { rows: 64, cols: 64 }, Op::Q8Matmul { rows: 8, cols: 64 }, Op::Q8Matmul { rows: 16, cols: 96 });
     let hot: Vec<OpStats> = [a, b, c].into_iter().map(|op| OpStats { op, calls: 1, cycles: 10 }).collect();
     jit.specialise(&hot, ks);
@@ -292,7 +291,7 @@ fn the_trial_picks_an_int8_variant_per_op_or_the_aot_kernel() {
 #[test]
 fn the_batched_int8_product_runs_on_the_generated_kernel_with_the_aot_bits() {
     let Ok(ks) = KernelSet::new(KernelKind::Avx2) else { return };
-    let mut jit = LlmJit::new(Box::new(HostAlloc), || 0, 4, true);
+    let mut jit = LlmJit::new(|| 0, 4, true);
     jit.specialise(&[OpStats { op: Op::Q8Matmul { rows: 8, cols: 96 }, calls: 1, cycles: 1 }], ks);
     assert_eq!(jit.installed_q8().len(), 1, "{:?}", jit.log());
     let mut rng = Rng::new(9);

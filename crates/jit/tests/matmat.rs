@@ -3,7 +3,6 @@
 //! placed in real hosted W^X pages; the engine picks them for a prompt and the
 //! batched prefill keeps its bits; refusals of impossible shapes.
 use bareflow_jit::engine::{LlmJit, Rng, check_matmat};
-use bareflow_jit::platform::CodeAlloc as HostAlloc;
 use bareflow_jit::{Isa, JitError, MatmatSpec, Program};
 use bareflow_llm::KernelKind;
 use bareflow_llm::kernels::KernelSet;
@@ -28,7 +27,7 @@ fn cases() -> Vec<(KernelSet, Isa)> {
 fn place(spec: MatmatSpec) -> bareflow_jit::MatmatKernel {
     let mut prog = Program::new();
     prog.add_matmat(spec).unwrap_or_else(|e| panic!("{spec:?}: {e}"));
-    prog.place(&HostAlloc).expect("place").matmat.pop().expect("one kernel")
+    prog.place().expect("place").matmat.pop().expect("one kernel")
 }
 
 #[test]
@@ -117,7 +116,7 @@ fn a_call_with_a_ragged_batch_is_refused() {
 #[test]
 fn the_engine_generates_matmat_only_for_batches_that_ran() {
     let Ok(ks) = KernelSet::new(KernelKind::Avx2) else { return };
-    let mut jit = LlmJit::new(Box::new(HostAlloc), || 0, 4, false);
+    let mut jit = LlmJit::new(|| 0, 4, false);
     let hot = [
         OpStats { op: Op::Matmat { rows: 96, cols: 64 }, calls: 3, cycles: 900 },
         OpStats { op: Op::Matmat { rows: 64, cols: 96 }, calls: 0, cycles: 0 },

@@ -2,7 +2,6 @@
 //! bit, over many lengths, in hosted W^X pages; refusals; the engine's use.
 
 use bareflow_jit::engine::{LlmJit, Rng, check_pointwise, pointwise_isa_for};
-use bareflow_jit::platform::CodeAlloc as HostAlloc;
 use bareflow_jit::{Isa, JitError, PointwiseSpec, Program};
 use bareflow_llm::KernelKind;
 use bareflow_llm::kernels::KernelSet;
@@ -11,7 +10,7 @@ use bareflow_llm::profile::{Op, OpStats, Specialiser};
 fn place(spec: PointwiseSpec, isa: Isa) -> bareflow_jit::PointwiseKernel {
     let mut p = Program::new();
     p.add_pointwise(spec, isa).expect("generate");
-    p.place(&HostAlloc).expect("place").pointwise.pop().expect("one kernel")
+    p.place().expect("place").pointwise.pop().expect("one kernel")
 }
 
 /// The sets whose vector kernels can be generated on this CPU, with their ISA.
@@ -112,7 +111,7 @@ fn a_vector_op_with_the_wrong_length_is_stopped_before_the_code_runs() {
 #[test]
 fn the_engine_generates_the_vector_ops_it_profiled_and_uses_them() {
     for (ks, isa) in sets() {
-        let mut jit = LlmJit::new(Box::new(HostAlloc), || 0, 1, false);
+        let mut jit = LlmJit::new(|| 0, 1, false);
         let hot = [
             OpStats { op: Op::Matmul { rows: 64, cols: 64 }, calls: 5, cycles: 900 },
             OpStats { op: Op::SwiGlu { n: 176 }, calls: 5, cycles: 50 },
@@ -184,7 +183,7 @@ fn a_softmax_longer_than_its_max_is_stopped_before_the_code_runs() {
 #[test]
 fn the_review_removes_kernels_that_were_slower_in_place_and_keeps_the_others() {
     let Ok(ks) = KernelSet::new(KernelKind::Avx2) else { return };
-    let mut jit = LlmJit::new(Box::new(HostAlloc), || 0, 4, false);
+    let mut jit = LlmJit::new(|| 0, 4, false);
     let (mm, rms) = (Op::Matmul { rows: 64, cols: 64 }, Op::RmsNorm { dim: 64 });
     jit.specialise(&[OpStats { op: mm, calls: 5, cycles: 900 }, OpStats { op: rms, calls: 5, cycles: 50 }], ks);
     assert_eq!((jit.installed().len(), jit.installed_pointwise().len()), (1, 1), "{:?}", jit.log());

@@ -2,7 +2,7 @@
 //! transcripts token for token (models/reference), for every SIMD kernel set,
 //! with the swap after a warm-up and with generated kernels from the start.
 
-use bareflow_jit::platform::{CodeAlloc as HostAlloc, cycles as rdtsc};
+use bareflow_jit::platform::cycles as rdtsc;
 use bareflow_jit::engine::LlmJit;
 use bareflow_llm::checkpoint::aligned;
 use bareflow_llm::kernels::{KernelKind, KernelSet};
@@ -37,7 +37,7 @@ fn run_trial(kind: KernelKind, mode: WeightMode, warmup: usize, trial: usize, al
     let ks = KernelSet::new(kind).expect("kernel set");
     let mut model = Transformer::new(&ckpt, ks, mode);
     if warmup != usize::MAX {
-        let jit = LlmJit::new(Box::new(HostAlloc), || 0, 4, all).with_min_q8_cols(0);
+        let jit = LlmJit::new(|| 0, 4, all).with_min_q8_cols(0);
         model.set_hooks(Hooks::new(rdtsc, warmup, Some(Box::new(jit))).with_trial(trial));
     }
     let mut sampler = Sampler::new(temp, 0.9, seed);
@@ -152,7 +152,7 @@ fn short_int8_rows_stay_on_the_aot_kernel_unless_every_shape_is_asked_for() {
     for (all, want) in [(false, false), (true, true)] {
         let mut model = Transformer::new(&ckpt, KernelSet::new(KernelKind::Avx2).expect("avx2"), WeightMode::Q8);
         // A threshold above the model's 64 columns (the default, 0, generates every shape).
-        let jit = LlmJit::new(Box::new(HostAlloc), || 0, 4, all).with_min_q8_cols(512);
+        let jit = LlmJit::new(|| 0, 4, all).with_min_q8_cols(512);
         model.set_hooks(Hooks::new(rdtsc, if all { 0 } else { 2 }, Some(Box::new(jit))));
         let mut sampler = Sampler::new(0.0, 0.9, 0);
         generate(&mut model, &tok, &mut sampler, "", 8, &Sequential, &mut |_, _| {}).expect("generate");
@@ -186,7 +186,7 @@ fn the_prompt_prefill_on_generated_matmat_kernels_keeps_the_transcript() {
         let Ok(ks) = KernelSet::new(kind) else { continue };
         for (warmup, all) in [(0, true), (16, false)] {
             let mut model = Transformer::new(&ckpt, ks, WeightMode::F32);
-            let jit = LlmJit::new(Box::new(HostAlloc), || 0, 4, all);
+            let jit = LlmJit::new(|| 0, 4, all);
             model.set_hooks(Hooks::new(rdtsc, warmup, Some(Box::new(jit))));
             let mut sampler = Sampler::new(0.0, 0.9, 0);
             let g = generate(&mut model, &tok, &mut sampler, &prompt, 256, &Sequential, &mut |_, _| {}).expect("generate");
@@ -222,7 +222,7 @@ fn an_int8_prompt_prefill_on_generated_kernels_keeps_the_aot_int8_ids() {
         let run = |hooks: Option<(usize, usize, bool)>| {
             let mut model = Transformer::new(&ckpt, ks, WeightMode::Q8);
             if let Some((warmup, trial, all)) = hooks {
-                let jit = LlmJit::new(Box::new(HostAlloc), || 0, 4, all);
+                let jit = LlmJit::new(|| 0, 4, all);
                 model.set_hooks(Hooks::new(rdtsc, warmup, Some(Box::new(jit))).with_trial(trial));
             }
             let mut sampler = Sampler::new(0.0, 0.9, 0);
