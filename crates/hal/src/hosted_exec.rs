@@ -189,18 +189,25 @@ mod tests {
         let mut p = CodePages::alloc(ADD.len()).expect("mmap");
         assert_eq!(p.len(), 4096);
         p.as_mut_slice().expect("writable")[..ADD.len()].copy_from_slice(&ADD);
-        // SAFETY (every call below): the bytes at offset 0 are `ADD`, a
-        // System V function of two integers that touches no memory; calls
-        // that the checks refuse run nothing.
-        assert_eq!(unsafe { p.call(0, [1, 2, 0, 0, 0, 0]) }, Err(HostExecError::AccessDenied), "called while writable");
+        // The bytes at offset 0 are `ADD`, a System V function of two
+        // integers that touches no memory; calls the checks refuse run nothing.
+        // SAFETY: as above (refused: still writable).
+        let r = unsafe { p.call(0, [1, 2, 0, 0, 0, 0]) };
+        assert_eq!(r, Err(HostExecError::AccessDenied), "called while writable");
         p.protect(HostProt::ReadExec).expect("mprotect");
-        assert_eq!(unsafe { p.call(0, [40, 2, 0, 0, 0, 0]) }, Ok(42));
+        // SAFETY: as above; `ADD` with 40 and 2.
+        let r = unsafe { p.call(0, [40, 2, 0, 0, 0, 0]) };
+        assert_eq!(r, Ok(42));
         assert_eq!(p.as_mut_slice().err(), Some(HostExecError::AccessDenied), "writable after the flip");
         assert_eq!(&p.as_slice()[..ADD.len()], &ADD);
-        assert_eq!(unsafe { p.call(4096, [0; 6]) }, Err(HostExecError::AccessDenied), "offset outside");
+        // SAFETY: as above (refused: the offset is past the mapping).
+        let r = unsafe { p.call(4096, [0; 6]) };
+        assert_eq!(r, Err(HostExecError::AccessDenied), "offset outside");
         // Back to writable: no longer callable.
         p.protect(HostProt::ReadWrite).expect("mprotect");
-        assert_eq!(unsafe { p.call(0, [1, 2, 0, 0, 0, 0]) }, Err(HostExecError::AccessDenied));
+        // SAFETY: as above (refused: writable again).
+        let r = unsafe { p.call(0, [1, 2, 0, 0, 0, 0]) };
+        assert_eq!(r, Err(HostExecError::AccessDenied));
     }
 
     #[test]

@@ -23,6 +23,7 @@ fn tok512() -> Tokenizer {
 ///   to byte pieces +3 = 233 154 168 233 159 175, and no pair of byte pieces
 ///   concatenates to a piece.
 /// - "" gives only BOS (no dummy prefix).
+///
 /// The others were derived with an independent 30-line Python transcription of
 /// the same rules (first-occurrence lookup, scores from the file); "Once upon a
 /// time" also matches the first four tokens of run.c's greedy transcript.
@@ -88,7 +89,7 @@ fn checkpoint_errors() {
     let mut shifted = vec![0u8; good.len() + 4];
     shifted[1..1 + good.len()].copy_from_slice(&good);
     let view = &shifted[1..1 + good.len()];
-    if view.as_ptr() as usize % 4 != 0 {
+    if !(view.as_ptr() as usize).is_multiple_of(4) {
         assert_eq!(Checkpoint::parse(view).unwrap_err(), CheckpointError::Misaligned);
         let mut s = None;
         assert!(Checkpoint::parse(aligned(view, &mut s)).is_ok());
@@ -228,7 +229,7 @@ fn a_kv_cache_that_cannot_fit_is_an_error() {
     let bytes = random_checkpoint_for(&c, 7);
     let mut store = None;
     let ckpt = Checkpoint::parse(aligned(&bytes, &mut store)).expect("a well-formed checkpoint");
-    let e = Transformer::try_new(&ckpt, KernelSet::best(), WeightMode::F32).err().expect("4 TiB of KV cache cannot be allocated");
+    let e = Transformer::try_new(&ckpt, KernelSet::best(), WeightMode::F32).expect_err("4 TiB of KV cache cannot be allocated");
     let msg = e.to_string();
     assert!(msg.contains("KV cache") && msg.contains("seq_len 1048576") && msg.contains("4194304 MiB"), "{msg}");
 }
