@@ -408,7 +408,7 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
                     for ahead in [0u32, 8, 16] {
                         let prefetch = (ahead * cols as u32).min(65536) / 64 * 64;
                         let mut p = Program::new();
-                        p.add_q8(Q8Spec { cols, block_rows, prefetch, vnni: v, split })?;
+                        p.add_q8(Q8Spec { cols, block_rows, prefetch, vnni: v, split, nta: split })?;
                         let k = p.place()?.q8.pop().context("no kernel")?;
                         let (a, j) = bench_q8(ks, &k, rows, reps)?;
                         let code = if v { "vnni" } else { "avx2" };

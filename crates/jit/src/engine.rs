@@ -324,38 +324,56 @@ pub struct Q8Variant {
     pub block_rows: usize,
     /// A block's rows half the call apart ([`Q8Spec::split`]).
     pub split: bool,
-    /// Prefetch distance in rows ahead.
+    /// Prefetch distance in rows ahead: at least this many...
     pub ahead_rows: usize,
+    /// ...and at least this many bytes (0: rows only).
+    pub ahead_bytes: usize,
+    /// `prefetchnta` ([`Q8Spec::nta`]).
+    pub nta: bool,
 }
 
 impl Q8Variant {
+    /// Rows ahead for rows of `cols` bytes.
+    pub fn ahead(self, cols: usize) -> usize {
+        self.ahead_rows.max(self.ahead_bytes.div_ceil(cols.max(1)))
+    }
+
     /// The spec for `cols` (padded) columns, with VNNI or not.
     pub fn spec(self, cols: usize, vnni: bool) -> Q8Spec {
-        let prefetch = ((self.ahead_rows * cols).min(65536) / 64 * 64) as u32;
-        Q8Spec { cols, block_rows: self.block_rows, prefetch, vnni, split: self.split }
+        let prefetch = ((self.ahead(cols) * cols).min(65536) / 64 * 64) as u32;
+        Q8Spec { cols, block_rows: self.block_rows, prefetch, vnni, split: self.split, nta: self.nta }
     }
 
     /// How the report names it.
     pub fn name(self) -> String {
         let halves = if self.split { " (halves)" } else { "" };
-        format!("{} row(s){halves}, {} ahead", self.block_rows, self.ahead_rows)
+        let hint = if self.nta { ", nta" } else { "" };
+        if self.ahead_bytes > 0 {
+            format!("{} row(s){halves}, {}+ rows/{} B ahead{hint}", self.block_rows, self.ahead_rows, self.ahead_bytes)
+        } else {
+            format!("{} row(s){halves}, {} ahead{hint}", self.block_rows, self.ahead_rows)
+        }
     }
 }
 
 /// The int8 variants raced in the in-place trial, op by op (see
 /// [`Specialiser::variants`]). The first is [`Q8Spec::tuned`] (one row per
 /// block, 16 rows ahead), used alone with `--jit only` (no trial). The second
-/// runs two rows at once, half the call's rows apart, 8 rows ahead: two
-/// FMA chains, so it is not bound by one chain's latency as one row is, and
-/// two streams far apart, where adjacent rows (two streams a row apart) fell
-/// to 0.67-0.71x the AOT kernel streamed from memory. Which pays depends on
-/// the shape and on where the weights live; on a Zen 4 (VNNI, 2026-12-06,
-/// best of 5 alternated rounds, AOT/JIT): in L3 (16 MiB rotating) one row
-/// 1.15-1.32x, two halves 1.42-1.83x; streamed (256 MiB) one row 0.98-1.05x,
-/// two halves 1.04-1.14x.
+/// runs two rows at once, half the call's rows apart: two FMA chains, so it
+/// is not bound by one chain's latency as one row is, and two streams far
+/// apart, where adjacent rows (two streams a row apart) fell to 0.67-0.71x
+/// the AOT kernel streamed from memory; it prefetches with `prefetchnta`
+/// about 3 KiB (at least 4 rows) ahead. On a Zen 4 (VNNI, 2026-12-06, best of
+/// 5 alternated rounds, AOT/JIT), the halves with `prefetcht0` 8 rows ahead
+/// were 1.04-1.14x streamed (256 MiB rotating) and 1.42-1.83x in L3 (16
+/// MiB); with `prefetchnta` 4 rows ahead on the 110M shapes 1.30-1.48x
+/// streamed and 1.41-1.79x in L3 (so the hint did not cost L3 residency
+/// there), 8 rows ahead on the 15M ones 0.95-1.26x and 1.27-1.56x; one row
+/// 0.98-1.18x streamed and 1.10-1.32x in L3. Which pays depends on the shape
+/// and on where the weights live, hence the race.
 pub const Q8_VARIANTS: [Q8Variant; 2] = [
-    Q8Variant { block_rows: 1, split: false, ahead_rows: Q8Spec::TUNED_PREFETCH_ROWS as usize },
-    Q8Variant { block_rows: 2, split: true, ahead_rows: 8 },
+    Q8Variant { block_rows: 1, split: false, ahead_rows: Q8Spec::TUNED_PREFETCH_ROWS as usize, ahead_bytes: 0, nta: false },
+    Q8Variant { block_rows: 2, split: true, ahead_rows: 4, ahead_bytes: 3072, nta: true },
 ];
 
 /// What the trial chose for one int8 op.

@@ -46,6 +46,9 @@ pub struct Q8Spec {
     /// call's rows further on, not the next one, so the two weight streams
     /// run far apart (an odd last row goes alone). Each row's sum is the same.
     pub split: bool,
+    /// Prefetch with `prefetchnta` (into L1, marked as streamed) rather than
+    /// `prefetcht0`. A hint either way: the bits do not change.
+    pub nta: bool,
 }
 
 impl Q8Spec {
@@ -55,7 +58,7 @@ impl Q8Spec {
     /// [`Q8Spec::TUNED_PREFETCH_ROWS`] rows ahead.
     pub fn tuned(cols: usize) -> Self {
         let ahead = (Self::TUNED_PREFETCH_ROWS as usize * cols).min(65536) as u32;
-        Q8Spec { cols, block_rows: 1, prefetch: ahead / 64 * 64, vnni: false, split: false }
+        Q8Spec { cols, block_rows: 1, prefetch: ahead / 64 * 64, vnni: false, split: false, nta: false }
     }
 
     /// How many rows ahead [`Q8Spec::tuned`] prefetches: in the `bench jit`
@@ -191,6 +194,11 @@ fn emit(a: &mut CodeAssembler, s: &Q8Spec) -> Result<(), IcedError> {
     Ok(())
 }
 
+/// The prefetch hint of `s` at `m` (it never faults, wherever it points).
+fn prefetch(a: &mut CodeAssembler, s: &Q8Spec, m: AsmMemoryOperand) -> Result<(), IcedError> {
+    if s.nta { a.prefetchnta(byte_ptr(m)) } else { a.prefetcht0(byte_ptr(m)) }
+}
+
 /// Row `row`'s weights at byte `off` of the row (see [`Q8Spec::split`]).
 fn wmem(s: &Q8Spec, row: usize, off: usize) -> AsmMemoryOperand {
     if s.split && row == 1 { rsi + r10 + off } else { rsi + (row * s.cols + off) }
@@ -222,7 +230,7 @@ fn block(a: &mut CodeAssembler, s: &Q8Spec, rows: usize) -> Result<(), IcedError
         for row in 0..rows {
             if s.prefetch != 0 && g % 2 == 0 {
                 // A hint: it never faults, wherever it points.
-                a.prefetcht0(byte_ptr(wmem(s, row, g * GROUP + s.prefetch as usize)))?;
+                prefetch(a, s, wmem(s, row, g * GROUP + s.prefetch as usize))?;
             }
             let (w, sc) = (YMM[8 + t % 2], 10 + t % 2);
             t += 1;
@@ -259,7 +267,7 @@ fn block_vnni(a: &mut CodeAssembler, s: &Q8Spec, rows: usize) -> Result<(), Iced
         for row in 0..rows {
             if s.prefetch != 0 && g % 2 == 0 {
                 // A hint: it never faults, wherever it points.
-                a.prefetcht0(byte_ptr(wmem(s, row, g * GROUP + s.prefetch as usize)))?;
+                prefetch(a, s, wmem(s, row, g * GROUP + s.prefetch as usize))?;
             }
             let (w, p, sc) = (YMM[8 + t % 4], HI[t % 8], HI[8 + t % 8]);
             t += 1;

@@ -149,7 +149,7 @@ fn generated_int8_matvec_is_bit_exact_with_the_aot_kernel() {
         for ((block_rows, split), vnni) in blocks.flat_map(|b| [(b, false), (b, true)]).filter(|&(_, v)| !v || vnni) {
             // With and without prefetch: the hint must not change a bit.
             let prefetch = if block_rows % 2 == 0 && !split { 0 } else { 64 * block_rows as u32 * 7 };
-            let spec = Q8Spec { cols: c, block_rows, prefetch, vnni, split };
+            let spec = Q8Spec { cols: c, block_rows, prefetch, vnni, split, nta: split || block_rows == 3 };
             let mut prog = Program::new();
             prog.add_q8(spec).expect("generate");
             let k = prog.place().expect("place").q8.pop().expect("one kernel");
@@ -184,7 +184,7 @@ fn vnni_int8_gives_the_avx2_bits_over_the_whole_byte_range() {
             ks.q8_matmul(&mut want, &qw, &sw, &qx, &sx);
             for block_rows in [1, 2, 3] {
                 let mut p = Program::new();
-                p.add_q8(Q8Spec { cols, block_rows, prefetch: 0, vnni: true, split: false }).expect("generate");
+                p.add_q8(Q8Spec { cols, block_rows, prefetch: 0, vnni: true, split: false, nta: false }).expect("generate");
                 let k = p.place().expect("place").q8.pop().expect("one kernel");
                 let mut got = vec![f32::NAN; rows];
                 k.run(&mut got, &qw, &sw, &qx, &sx).expect("run");
@@ -197,16 +197,16 @@ fn vnni_int8_gives_the_avx2_bits_over_the_whole_byte_range() {
 
 #[test]
 fn impossible_int8_shapes_are_refused() {
-    let p = |cols, block_rows| Program::new().add_q8(Q8Spec { cols, block_rows, prefetch: 0, vnni: false, split: false });
+    let p = |cols, block_rows| Program::new().add_q8(Q8Spec { cols, block_rows, prefetch: 0, vnni: false, split: false, nta: false });
     assert_eq!(p(0, 4), Err(JitError::ZeroColumns));
     assert_eq!(p(100, 4), Err(JitError::NotWholeGroups(100)));
     assert!(matches!(p(32 * 4096, 4), Err(JitError::TooManyColumns { .. })));
     assert!(matches!(p(64, 7), Err(JitError::BadBlockRows { rows: 7, max: 6, .. })));
-    let pf = |prefetch| Program::new().add_q8(Q8Spec { cols: 64, block_rows: 1, prefetch, vnni: false, split: false });
+    let pf = |prefetch| Program::new().add_q8(Q8Spec { cols: 64, block_rows: 1, prefetch, vnni: false, split: false, nta: false });
     assert_eq!(pf(100), Err(JitError::BadPrefetch(100)));
     assert_eq!(pf(65536 + 64), Err(JitError::BadPrefetch(65536 + 64)));
     assert!(pf(65536).is_ok());
-    let split = |block_rows| Program::new().add_q8(Q8Spec { cols: 64, block_rows, prefetch: 0, vnni: false, split: true });
+    let split = |block_rows| Program::new().add_q8(Q8Spec { cols: 64, block_rows, prefetch: 0, vnni: false, split: true, nta: false });
     assert!(matches!(split(3), Err(JitError::BadBlockRows { rows: 3, max: 2, .. })));
     assert!(split(2).is_ok());
 }
@@ -278,7 +278,7 @@ fn the_trial_picks_an_int8_variant_per_op_or_the_aot_kernel() {
     }
     let mut report = String::new();
     jit.report(&mut report).unwrap();
-    assert!(report.contains("q8 matmul 64x64: 2 row(s) (halves), 8 ahead") && report.contains("q8 matmul 16x96: the ahead-of-time kernel"), "{report}");
+    assert!(report.contains("q8 matmul 64x64: 2 row(s) (halves), 4+ rows/3072 B ahead, nta") && report.contains("q8 matmul 16x96: the ahead-of-time kernel"), "{report}");
     // The first variant is the engine's tuned spec (what `--jit only` runs).
     use bareflow_jit::engine::Q8_VARIANTS;
     assert_eq!(Q8_VARIANTS[0].spec(288, false), Q8Spec::tuned(288));
