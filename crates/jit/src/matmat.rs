@@ -127,31 +127,7 @@ fn emit(a: &mut CodeAssembler, s: &MatmatSpec) -> Result<(), IcedError> {
     a.add(r8, rsi)?;
     a.shl(r9, 2)?;
     a.set_label(&mut row_loop)?;
-    a.mov(r10, rsi)?;
-    a.mov(r11, rdi)?;
-    // Full tiles, then one tile of the remainder's size (below `tile`). Each
-    // test jumps to the next size's test, the last one to the next row.
-    let mut full = a.create_label();
-    let mut next = a.create_label();
-    let mut test = a.create_label();
-    a.set_label(&mut full)?;
-    a.lea(rax, ptr(r10 + s.tile as i32 * xb))?;
-    a.cmp(rax, r8)?;
-    a.ja(if s.tile > 1 { test } else { next })?;
-    tile(a, s, s.tile)?;
-    a.jmp(full)?;
-    for size in (1..s.tile).rev() {
-        a.set_label(&mut test)?;
-        test = a.create_label();
-        a.lea(rax, ptr(r10 + size as i32 * xb))?;
-        a.cmp(rax, r8)?;
-        a.ja(if size > 1 { test } else { next })?;
-        tile(a, s, size)?;
-        if size > 1 {
-            a.jmp(next)?;
-        }
-    }
-    a.set_label(&mut next)?;
+    token_tiles(a, s, &mut |a, n| tile(a, s, n))?;
     a.add(rdi, r9)?;
     a.add(rdx, row_bytes)?;
     a.dec(rcx)?;
@@ -161,6 +137,41 @@ fn emit(a: &mut CodeAssembler, s: &MatmatSpec) -> Result<(), IcedError> {
     a.xor(eax, eax)?;
     a.ret()?;
     Ok(())
+}
+
+/// Every token of the call, x from rsi and out from rdi on (r10 and r11
+/// move): full tiles of `s.tile`, then one tile of the remainder's size, each
+/// made by `body(a, n)`. Each size's test jumps to the next size's test, the
+/// last one past the tiles, to a label on the next instruction the caller emits.
+fn token_tiles(
+    a: &mut CodeAssembler,
+    s: &MatmatSpec,
+    body: &mut dyn FnMut(&mut CodeAssembler, usize) -> Result<(), IcedError>,
+) -> Result<(), IcedError> {
+    let xb = (s.cols * 4) as i32;
+    a.mov(r10, rsi)?;
+    a.mov(r11, rdi)?;
+    let mut full = a.create_label();
+    let mut next = a.create_label();
+    let mut test = a.create_label();
+    a.set_label(&mut full)?;
+    a.lea(rax, ptr(r10 + s.tile as i32 * xb))?;
+    a.cmp(rax, r8)?;
+    a.ja(if s.tile > 1 { test } else { next })?;
+    body(a, s.tile)?;
+    a.jmp(full)?;
+    for size in (1..s.tile).rev() {
+        a.set_label(&mut test)?;
+        test = a.create_label();
+        a.lea(rax, ptr(r10 + size as i32 * xb))?;
+        a.cmp(rax, r8)?;
+        a.ja(if size > 1 { test } else { next })?;
+        body(a, size)?;
+        if size > 1 {
+            a.jmp(next)?;
+        }
+    }
+    a.set_label(&mut next)
 }
 
 /// One tile of `n` tokens (x at r10) of the row at rdx, results to r11[0..n];
@@ -265,7 +276,7 @@ fn emit512(a: &mut CodeAssembler, s: &MatmatSpec) -> Result<(), IcedError> {
     a.set_label(&mut pair_loop)?;
     a.cmp(rcx, 2)?;
     a.jb(single)?;
-    tiles512(a, s, 2)?;
+    token_tiles(a, s, &mut |a, n| tile512(a, s, 2, n))?;
     a.add(rdx, 2 * row_bytes)?;
     a.lea(rdi, ptr(rdi + r9 * 2))?;
     a.sub(rcx, 2)?;
@@ -273,43 +284,13 @@ fn emit512(a: &mut CodeAssembler, s: &MatmatSpec) -> Result<(), IcedError> {
     a.set_label(&mut single)?;
     a.test(rcx, rcx)?;
     a.jz(done)?;
-    tiles512(a, s, 1)?;
+    token_tiles(a, s, &mut |a, n| tile512(a, s, 1, n))?;
     // (The tiles' last label needs an instruction of its own.)
     a.jmp(done)?;
     a.set_label(&mut done)?;
     a.vzeroupper()?;
     a.xor(eax, eax)?;
     a.ret()?;
-    Ok(())
-}
-
-/// Every token of the call for `rows` (1 or 2) rows at rdx: full tiles, then
-/// one tile of the remainder's size.
-fn tiles512(a: &mut CodeAssembler, s: &MatmatSpec, rows: usize) -> Result<(), IcedError> {
-    let xb = (s.cols * 4) as i32;
-    a.mov(r10, rsi)?;
-    a.mov(r11, rdi)?;
-    let mut full = a.create_label();
-    let mut next = a.create_label();
-    let mut test = a.create_label();
-    a.set_label(&mut full)?;
-    a.lea(rax, ptr(r10 + s.tile as i32 * xb))?;
-    a.cmp(rax, r8)?;
-    a.ja(if s.tile > 1 { test } else { next })?;
-    tile512(a, s, rows, s.tile)?;
-    a.jmp(full)?;
-    for size in (1..s.tile).rev() {
-        a.set_label(&mut test)?;
-        test = a.create_label();
-        a.lea(rax, ptr(r10 + size as i32 * xb))?;
-        a.cmp(rax, r8)?;
-        a.ja(if size > 1 { test } else { next })?;
-        tile512(a, s, rows, size)?;
-        if size > 1 {
-            a.jmp(next)?;
-        }
-    }
-    a.set_label(&mut next)?;
     Ok(())
 }
 
