@@ -126,7 +126,8 @@ pub fn generate(spec: &Q8Spec, ip: u64) -> Result<Vec<u8>, JitError> {
 }
 
 // Registers: rdi out, rsi qw, rdx sw, rcx qx, r8 sx, r9 rows.
-// ymm0..5 accumulators, ymm6 x, ymm7 |x|, ymm8/9 weights, ymm10/11 scales, xmm12 sx[g], ymm15 ones (i16).
+// ymm0..5 accumulators, ymm6 x, ymm7 |x|, ymm8/9 weights, ymm10/11 scales, xmm12 sx[g], ymm15 ones (i16)
+// (AVX2); with VNNI see `HI`; rax, r10, r11 the second row's offsets with `split`.
 fn emit(a: &mut CodeAssembler, s: &Q8Spec) -> Result<(), IcedError> {
     let groups = s.cols / GROUP;
     let r = s.block_rows;
@@ -214,47 +215,17 @@ fn omem(s: &Q8Spec, row: usize) -> AsmMemoryOperand {
     if s.split && row == 1 { rdi + rax * 4 } else { rdi + row * 4 }
 }
 
-fn block(a: &mut CodeAssembler, s: &Q8Spec, rows: usize) -> Result<(), IcedError> {
-    if s.vnni {
-        return block_vnni(a, s, rows);
-    }
-    let groups = s.cols / GROUP;
-    for row in 0..rows {
-        a.vxorps(YMM[row], YMM[row], YMM[row])?;
-    }
-    let mut t = 0;
-    for g in 0..groups {
-        a.vmovdqu(ymm6, ptr(rcx + g * GROUP))?;
-        a.vpsignb(ymm7, ymm6, ymm6)?;
-        a.vmovss(xmm12, dword_ptr(r8 + g * 4))?;
-        for row in 0..rows {
-            if s.prefetch != 0 && g % 2 == 0 {
-                // A hint: it never faults, wherever it points.
-                prefetch(a, s, wmem(s, row, g * GROUP + s.prefetch as usize))?;
-            }
-            let (w, sc) = (YMM[8 + t % 2], 10 + t % 2);
-            t += 1;
-            a.vmovdqu(w, ptr(wmem(s, row, g * GROUP)))?;
-            a.vpsignb(w, w, ymm6)?;
-            a.vpmaddubsw(w, ymm7, w)?;
-            a.vpmaddwd(w, w, ymm15)?;
-            a.vcvtdq2ps(w, w)?;
-            a.vmulss(XMM[sc], xmm12, dword_ptr(smem(s, row, g)))?;
-            a.vbroadcastss(YMM[sc], XMM[sc])?;
-            a.vfmadd231ps(YMM[row], w, YMM[sc])?;
-        }
-    }
-    hsum_rows(a, s, rows)
-}
-
-// VNNI: ymm0..5 accumulators, ymm6 x, ymm7 |x|, ymm8..11 weights (VEX `vpsignb`
-// reaches only ymm0..15), ymm12 sx[g] broadcast, ymm16..23 integer products,
-// ymm24..31 scale products.
+// VNNI: ymm8..11 weights (VEX `vpsignb` reaches only ymm0..15), ymm12 sx[g]
+// broadcast, ymm16..23 integer products, ymm24..31 scale products.
 const HI: [AsmRegisterYmm; 16] = [
     ymm16, ymm17, ymm18, ymm19, ymm20, ymm21, ymm22, ymm23, ymm24, ymm25, ymm26, ymm27, ymm28, ymm29, ymm30, ymm31,
 ];
 
-fn block_vnni(a: &mut CodeAssembler, s: &Q8Spec, rows: usize) -> Result<(), IcedError> {
+/// One block of `rows` rows. Per group and row, the same steps either way:
+/// w with the sign of x, the i32 sum of each 4 bytes times |x| (AVX2:
+/// `vpmaddubsw` then `vpmaddwd` by ones; VNNI: `vpdpbusd` into a zeroed
+/// register), to f32, times the scale product, into the row's accumulator.
+fn block(a: &mut CodeAssembler, s: &Q8Spec, rows: usize) -> Result<(), IcedError> {
     let groups = s.cols / GROUP;
     for row in 0..rows {
         a.vxorps(YMM[row], YMM[row], YMM[row])?;
@@ -263,21 +234,36 @@ fn block_vnni(a: &mut CodeAssembler, s: &Q8Spec, rows: usize) -> Result<(), Iced
     for g in 0..groups {
         a.vmovdqu(ymm6, ptr(rcx + g * GROUP))?;
         a.vpsignb(ymm7, ymm6, ymm6)?;
-        a.vbroadcastss(ymm12, dword_ptr(r8 + g * 4))?;
+        if s.vnni {
+            a.vbroadcastss(ymm12, dword_ptr(r8 + g * 4))?;
+        } else {
+            a.vmovss(xmm12, dword_ptr(r8 + g * 4))?;
+        }
         for row in 0..rows {
             if s.prefetch != 0 && g % 2 == 0 {
                 // A hint: it never faults, wherever it points.
                 prefetch(a, s, wmem(s, row, g * GROUP + s.prefetch as usize))?;
             }
-            let (w, p, sc) = (YMM[8 + t % 4], HI[t % 8], HI[8 + t % 8]);
-            t += 1;
+            let w = if s.vnni { YMM[8 + t % 4] } else { YMM[8 + t % 2] };
             a.vmovdqu(w, ptr(wmem(s, row, g * GROUP)))?;
             a.vpsignb(w, w, ymm6)?;
-            a.vpxord(p, p, p)?;
-            a.vpdpbusd(p, ymm7, w)?;
-            a.vcvtdq2ps(p, p)?;
-            a.vmulps(sc, ymm12, dword_bcst(smem(s, row, g)))?;
-            a.vfmadd231ps(YMM[row], p, sc)?;
+            if s.vnni {
+                let (p, sc) = (HI[t % 8], HI[8 + t % 8]);
+                a.vpxord(p, p, p)?;
+                a.vpdpbusd(p, ymm7, w)?;
+                a.vcvtdq2ps(p, p)?;
+                a.vmulps(sc, ymm12, dword_bcst(smem(s, row, g)))?;
+                a.vfmadd231ps(YMM[row], p, sc)?;
+            } else {
+                let sc = 10 + t % 2;
+                a.vpmaddubsw(w, ymm7, w)?;
+                a.vpmaddwd(w, w, ymm15)?;
+                a.vcvtdq2ps(w, w)?;
+                a.vmulss(XMM[sc], xmm12, dword_ptr(smem(s, row, g)))?;
+                a.vbroadcastss(YMM[sc], XMM[sc])?;
+                a.vfmadd231ps(YMM[row], w, YMM[sc])?;
+            }
+            t += 1;
         }
     }
     hsum_rows(a, s, rows)
