@@ -22,11 +22,11 @@ use bareflow_llm::KernelKind;
 use bareflow_llm::kernels::KernelSet;
 use bareflow_llm::profile::{Op, OpStats, Specialiser, Trial};
 
-use crate::exec::{KernelSpec, MatmatKernel, MatvecKernel, PointwiseKernel, Program, Q8Kernel};
+use crate::exec::{KernelSpec, MatmatKernel, MatvecKernel, PointwiseKernel, Program, Q8BatchKernel, Q8Kernel};
 use crate::matmat::MatmatSpec;
 use crate::matvec::MatvecSpec;
 use crate::pointwise::PointwiseSpec;
-use crate::q8::{GROUP, Q8Spec};
+use crate::q8::{GROUP, Q8BatchSpec, Q8Spec};
 use crate::{Isa, JitError};
 
 /// A reproducible xorshift stream of floats in `[-1, 1)`.
@@ -180,6 +180,38 @@ pub fn check_q8(k: &Q8Kernel, aot: KernelSet, rng: &mut Rng) -> Result<(), Check
     Ok(())
 }
 
+/// The `qxa` layout of [`Q8BatchSpec`] for tokens `qx` (`cols` each):
+/// each token's values, then their `wrapping_abs`.
+pub fn q8_batch_input(qx: &[i8], cols: usize) -> Vec<i8> {
+    let mut v = Vec::with_capacity(qx.len() * 2);
+    for t in qx.chunks(cols) {
+        v.extend_from_slice(t);
+        v.extend(t.iter().map(|b| b.wrapping_abs()));
+    }
+    v
+}
+
+/// Checks a batched int8 kernel on random inputs (the whole byte range)
+/// against `aot`'s `q8_matmat` (bit for bit).
+pub fn check_q8_batch(k: &Q8BatchKernel, aot: KernelSet, rng: &mut Rng) -> Result<(), CheckError> {
+    let (cols, tk) = (k.spec().cols, k.spec().tokens);
+    let groups = cols / GROUP;
+    for rows in [1, 2, 7] {
+        let qw: Vec<i8> = (0..rows * cols).map(|_| rng.next_u64() as i8).collect();
+        let qx: Vec<i8> = (0..tk * cols).map(|_| rng.next_u64() as i8).collect();
+        let sw: Vec<f32> = (0..rows * groups).map(|_| rng.next_f32().abs() / 127.0).collect();
+        let sx: Vec<f32> = (0..tk * groups).map(|_| rng.next_f32().abs() / 127.0).collect();
+        let mut got = vec![f32::NAN; rows * tk];
+        k.run(&mut got, &qw, &sw, &q8_batch_input(&qx, cols), &sx).map_err(|e| CheckError::Call(e.into()))?;
+        let mut want = vec![0.0; rows * tk];
+        aot.q8_matmat(&mut want, &qw, &sw, &qx, &sx, groups);
+        if let Some(i) = (0..rows * tk).find(|&i| got[i].to_bits() != want[i].to_bits()) {
+            return Err(CheckError::NotBitExact { rows, row: i / tk, jit: got[i], aot: want[i] });
+        }
+    }
+    Ok(())
+}
+
 /// Checks an RMSNorm, SwiGLU, RoPE or softmax kernel on random inputs against `aot`
 /// (bit for bit) and the scalar kernel (relative error 1e-5, and 1e-30
 /// absolute, per element). SwiGLU's inputs reach ±100, past the lane `e^x`'s
@@ -282,6 +314,7 @@ pub fn q8_generated_for(kind: KernelKind) -> bool {
 fn kernel_name(g: &Generated) -> String {
     match g.spec {
         KernelSpec::Pointwise(PointwiseSpec::Softmax { max }, _) => format!("softmax <= {max}"),
+        KernelSpec::Q8Batch(b) => format!("q8 matmat *x{}", b.cols),
         _ => format!("{}", g.op),
     }
 }
@@ -414,6 +447,8 @@ pub struct LlmJit {
     q8_variants: usize,
     /// The trial's choice per int8 op.
     choices: Vec<Choice>,
+    /// Batched int8 kernels (VNNI) for the prefill, by width.
+    installed_q8_batch: Vec<Q8BatchKernel>,
     installed_pointwise: Vec<PointwiseKernel>,
     installed_matmat: Vec<MatmatKernel>,
     generated: Vec<Generated>,
@@ -445,6 +480,7 @@ impl LlmJit {
             current: 0,
             q8_variants: if all { 1 } else { Q8_VARIANTS.len() },
             choices: Vec::new(),
+            installed_q8_batch: Vec::new(),
             installed_pointwise: Vec::new(),
             installed_matmat: Vec::new(),
             generated: Vec::new(),
@@ -564,6 +600,24 @@ impl LlmJit {
                 self.installed_q8.retain(|(kv, k)| !(*kv == v && *k.spec() == q));
             }
         }
+        // A batched kernel serves the batched ops of its width that chose a variant.
+        for g in self.generated.iter_mut().filter(|g| g.verdict.is_ok()) {
+            let KernelSpec::Q8Batch(b) = g.spec else { continue };
+            let mine: Vec<&Choice> = self
+                .choices
+                .iter()
+                .filter(|c| matches!(c.op, Op::Q8Matmat { cols, .. } if cols.div_ceil(GROUP) * GROUP == b.cols))
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let best = mine.iter().filter_map(|c| c.variant.and_then(|v| c.ratios[v])).fold(0.0f64, f64::max);
+            let keep = mine.iter().any(|c| c.variant.is_some());
+            g.trial = Some((best, keep));
+            if !keep {
+                self.installed_q8_batch.retain(|k| k.spec().cols != b.cols);
+            }
+        }
         for c in &self.choices {
             let r = |v: usize| c.ratios[v].map_or_else(|| "-".to_string(), |r| format!("{r:.2}x"));
             let all: Vec<String> = Q8_VARIANTS.iter().enumerate().map(|(v, q)| format!("{} {}", q.name(), r(v))).collect();
@@ -660,6 +714,15 @@ impl LlmJit {
                 for (v, qv) in Q8_VARIANTS.iter().enumerate().take(self.q8_variants).skip(1) {
                     picked.push((s.op, KernelSpec::Q8(qv.spec(q.cols, q.vnni)), s.cycles, v));
                 }
+                // With VNNI, the prefill's batched products get a kernel that
+                // loads each weight group once for 4 tokens, if a prompt ran
+                // (or every shape is asked for).
+                let prompt = hot.iter().any(|h| matches!(h.op, Op::Q8Matmat { cols, .. } if cols.div_ceil(GROUP) * GROUP == q.cols) && h.calls > 0);
+                if q.vnni && (self.all || prompt) {
+                    let b = Q8BatchSpec { cols: q.cols, tokens: Q8BatchSpec::MAX_TOKENS };
+                    let op = Op::Q8Matmat { rows: 0, cols: q.cols };
+                    picked.push((op, KernelSpec::Q8Batch(b), 0, 0));
+                }
             }
         }
         let t0 = (self.clock_ns)();
@@ -669,6 +732,7 @@ impl LlmJit {
             let r = match spec {
                 KernelSpec::Matvec(m) => prog.add_matvec(m),
                 KernelSpec::Q8(q) => prog.add_q8(q),
+                KernelSpec::Q8Batch(b) => prog.add_q8_batch(b),
                 KernelSpec::Pointwise(p, pisa) => prog.add_pointwise(p, pisa),
                 KernelSpec::Matmat(m) => prog.add_matmat(m),
             };
@@ -683,6 +747,7 @@ impl LlmJit {
         let mut rng = Rng::new(0x005e_ed0f_u64 ^ (ks.kind() as u64));
         let (mut mv, mut q8, mut pw) = (placed.matvec.into_iter(), placed.q8.into_iter(), placed.pointwise.into_iter());
         let mut mm = placed.matmat.into_iter();
+        let mut qb = placed.q8_batch.into_iter();
         for (op, spec, warm, variant) in ops {
             let (verdict, size) = match spec {
                 KernelSpec::Matvec(_) => {
@@ -700,6 +765,15 @@ impl LlmJit {
                     let size = k.code_size();
                     if v.is_ok() {
                         self.installed_q8.push((variant, k));
+                    }
+                    (v, size)
+                }
+                KernelSpec::Q8Batch(_) => {
+                    let Some(k) = qb.next() else { continue };
+                    let v = check_q8_batch(&k, ks, &mut rng).map_err(|e| format!("{e}"));
+                    let size = k.code_size();
+                    if v.is_ok() {
+                        self.installed_q8_batch.push(k);
                     }
                     (v, size)
                 }
@@ -770,10 +844,13 @@ impl Specialiser for LlmJit {
     }
 
     /// The batched int8 product (a prompt's prefill) on the installed int8
-    /// kernel of the current variant: rows by chunks of about 16 KiB of
-    /// weights (they stay in L1 while every token of the batch goes over
-    /// them), each token one call of the kernel, as `KernelSet::q8_matmat`
-    /// does with its `q8_matmul`; so each value has that kernel's bits.
+    /// kernels: rows by chunks of about 16 KiB of weights (they stay in L1
+    /// while every token of the batch goes over them); whole tiles of tokens
+    /// on the batched kernel where there is one (VNNI), the other tokens one
+    /// call each of the current variant's kernel, as `KernelSet::q8_matmat`
+    /// does with its `q8_matmul`; so each value has that kernel's bits. With
+    /// the ahead-of-time kernel chosen for the op (no kernel of the current
+    /// variant), it declines.
     fn q8_matmat(&self, out: &mut [f32], qw: &[i8], sw: &[f32], qx: &[i8], sx: &[f32], groups: usize) -> bool {
         let n = groups * GROUP;
         let Some((_, k)) = self.installed_q8.iter().find(|(v, k)| *v == self.current && k.spec().cols == n) else {
@@ -793,10 +870,28 @@ impl Specialiser for LlmJit {
         const MAX_CHUNK: usize = 64;
         let chunk = ((16 << 10) / n).clamp(4, MAX_CHUNK) & !3;
         let mut buf = [0f32; MAX_CHUNK];
+        // Whole tiles of tokens on the batched kernel (VNNI), if there is one;
+        // the rest token by token.
+        let batch = self.installed_q8_batch.iter().find(|b| b.spec().cols == n);
+        let tk = batch.map_or(1, |b| b.spec().tokens);
+        let full = if batch.is_some() { t / tk * tk } else { 0 };
+        let qxa = if full > 0 { q8_batch_input(&qx[..full * n], n) } else { Vec::new() };
+        let mut bbuf = [0f32; MAX_CHUNK * Q8BatchSpec::MAX_TOKENS];
         for (c, o) in out.chunks_mut(chunk * t).enumerate() {
             let (r0, r) = (c * chunk, o.len() / t);
             let (w, s) = (&qw[r0 * n..(r0 + r) * n], &sw[r0 * groups..(r0 + r) * groups]);
-            for kk in 0..t {
+            if let Some(b) = batch {
+                for k0 in (0..full).step_by(tk) {
+                    let (xa, xs) = (&qxa[k0 * 2 * n..(k0 + tk) * 2 * n], &sx[k0 * groups..(k0 + tk) * groups]);
+                    if b.run(&mut bbuf[..r * tk], w, s, xa, xs).is_err() {
+                        return false;
+                    }
+                    for i in 0..r {
+                        o[i * t + k0..i * t + k0 + tk].copy_from_slice(&bbuf[i * tk..(i + 1) * tk]);
+                    }
+                }
+            }
+            for kk in full..t {
                 // On an error nothing is promised of `out`: the caller runs the AOT product, which writes all of it.
                 if k.run(&mut buf[..r], w, s, &qx[kk * n..(kk + 1) * n], &sx[kk * groups..(kk + 1) * groups]).is_err() {
                     return false;
@@ -912,6 +1007,7 @@ impl Specialiser for LlmJit {
             let (isa, tuning) = match k.spec {
                 KernelSpec::Matvec(m) => (m.isa.name(), format!("block {} rows, prefetch {:>5} B", m.block_rows, m.prefetch)),
                 KernelSpec::Q8(q) => (if q.vnni { "avx512 vnni int8" } else { "avx2 int8" }, format!("block {} rows, prefetch {:>5} B", q.block_rows, q.prefetch)),
+                KernelSpec::Q8Batch(b) => ("avx512 vnni int8", format!("{} tokens per weight load", b.tokens)),
                 KernelSpec::Matmat(m) if m.isa == Isa::Avx512 => {
                     (m.isa.name(), format!("rows in pairs, tiles of {} tokens", m.tile))
                 }

@@ -15,7 +15,7 @@ use crate::{Isa, JitError};
 use crate::matmat::{self, MatmatSpec};
 use crate::matvec::{self, MatvecSpec};
 use crate::pointwise::{self, PointwiseSpec};
-use crate::q8::{self, Q8Spec};
+use crate::q8::{self, Q8BatchSpec, Q8Spec};
 
 /// Why executable memory could not be set up or called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +54,8 @@ pub enum KernelSpec {
     Matvec(MatvecSpec),
     /// Int8 (groups of 32) matrix-vector product.
     Q8(Q8Spec),
+    /// Batched int8 product (VNNI), several tokens per weight load.
+    Q8Batch(Q8BatchSpec),
     /// f32 matrix-matrix product for a batch of tokens.
     Matmat(MatmatSpec),
     /// RMSNorm, SwiGLU, RoPE or softmax, for an instruction set (AVX2 or AVX-512).
@@ -72,6 +74,7 @@ pub struct Program {
 pub struct Placed {
     pub matvec: Vec<MatvecKernel>,
     pub q8: Vec<Q8Kernel>,
+    pub q8_batch: Vec<Q8BatchKernel>,
     pub pointwise: Vec<PointwiseKernel>,
     pub matmat: Vec<MatmatKernel>,
 }
@@ -114,6 +117,14 @@ impl Program {
         let offset = self.pad();
         let bytes = q8::generate(&spec, offset as u64)?;
         Ok(self.push(KernelSpec::Q8(spec), offset, &bytes))
+    }
+
+    /// Generates a batched int8 kernel (VNNI) and appends it; returns its
+    /// index. Its code must only run where [`q8::vnni_usable`].
+    pub fn add_q8_batch(&mut self, spec: Q8BatchSpec) -> Result<usize, JitError> {
+        let offset = self.pad();
+        let bytes = q8::generate_batch(&spec, offset as u64)?;
+        Ok(self.push(KernelSpec::Q8Batch(spec), offset, &bytes))
     }
 
     /// Generates an RMSNorm, SwiGLU, RoPE or softmax kernel for `isa` (AVX2
@@ -159,6 +170,9 @@ impl Program {
         for &(spec, offset, size) in &self.entries {
             match spec {
                 KernelSpec::Matvec(spec) => placed.matvec.push(Kernel { mem: mem.clone(), offset, spec, isa: spec.isa, size }),
+                KernelSpec::Q8Batch(spec) => {
+                    placed.q8_batch.push(Kernel { mem: mem.clone(), offset, spec, isa: Isa::Avx512, size })
+                }
                 KernelSpec::Q8(spec) => placed.q8.push(Kernel { mem: mem.clone(), offset, spec, isa: if spec.vnni { Isa::Avx512 } else { Isa::Avx2Fma }, size }),
                 KernelSpec::Pointwise(spec, isa) => {
                     placed.pointwise.push(Kernel { mem: mem.clone(), offset, spec, isa, size })
@@ -184,6 +198,8 @@ pub struct Kernel<S> {
 pub type MatvecKernel = Kernel<MatvecSpec>;
 /// A placed int8 matrix-vector kernel for a fixed number of columns.
 pub type Q8Kernel = Kernel<Q8Spec>;
+/// A placed batched int8 kernel for a fixed number of columns and tokens.
+pub type Q8BatchKernel = Kernel<Q8BatchSpec>;
 /// A placed matrix-matrix kernel for a fixed number of columns.
 pub type MatmatKernel = Kernel<MatmatSpec>;
 /// A placed RMSNorm, SwiGLU, RoPE or softmax kernel for a fixed length (softmax: up to one).
@@ -338,6 +354,37 @@ impl Q8Kernel {
         // `self.spec`, reading `rows * cols` of `qw`, `rows * groups` of `sw`,
         // `cols` of `qx`, `groups` of `sx`, writing `rows` of `out` (all
         // asserted above).
+        #[allow(unsafe_code)]
+        unsafe {
+            self.enter(args)
+        }
+    }
+}
+
+impl Q8BatchKernel {
+    /// `out[i * tokens + t] = Σ_g f32(Σ_j qw[i][g][j]·x_t[g][j]) · (sw[i][g]·sx[t][g])`
+    /// for every row `i < out.len() / tokens`, with `qxa` holding each token's
+    /// `cols` values then their `wrapping_abs` (see [`Q8BatchSpec`]).
+    ///
+    /// # Panics
+    /// If `qxa` is not `tokens * 2 * cols` long, `sx` not `tokens * groups`,
+    /// `out` not whole rows of `tokens`, or `qw`/`sw` hold fewer rows.
+    pub fn run(&self, out: &mut [f32], qw: &[i8], sw: &[f32], qxa: &[i8], sx: &[f32]) -> Result<(), ExecError> {
+        let (cols, tk) = (self.spec.cols, self.spec.tokens);
+        let groups = cols / crate::q8::GROUP;
+        assert!(qxa.len() == tk * 2 * cols && sx.len() == tk * groups, "JIT batched q8 made for {tk} tokens of {cols} columns called with {} bytes and {} scales", qxa.len(), sx.len());
+        assert!(out.len().is_multiple_of(tk), "JIT batched q8: out of {} is not whole rows of {tk} tokens", out.len());
+        let rows = out.len() / tk;
+        let fits = rows.checked_mul(cols).is_some_and(|n| qw.len() >= n) && rows.checked_mul(groups).is_some_and(|n| sw.len() >= n);
+        assert!(fits, "JIT batched q8: weights or scales shorter than {rows} rows of {cols}");
+        if rows == 0 {
+            return Ok(());
+        }
+        let args = [out.as_mut_ptr() as u64, qw.as_ptr() as u64, sw.as_ptr() as u64, qxa.as_ptr() as u64, sx.as_ptr() as u64, rows as u64];
+        // SAFETY: code `q8::generate_batch` emitted for `self.spec` reads
+        // `rows * cols` of `qw`, `rows * groups` of `sw`, `tokens * 2 * cols`
+        // of `qxa`, `tokens * groups` of `sx` and writes `rows * tokens` of
+        // `out` (all asserted above), and nothing else.
         #[allow(unsafe_code)]
         unsafe {
             self.enter(args)

@@ -59,12 +59,12 @@ use alloc::string::String;
 use core::fmt;
 
 pub use exec::{
-    ExecError, KernelSpec, MatmatKernel, MatvecKernel, Placed, PointwiseKernel, Program, Q8Kernel,
+    ExecError, KernelSpec, MatmatKernel, MatvecKernel, Placed, PointwiseKernel, Program, Q8BatchKernel, Q8Kernel,
 };
 pub use matmat::MatmatSpec;
 pub use matvec::MatvecSpec;
 pub use pointwise::PointwiseSpec;
-pub use q8::Q8Spec;
+pub use q8::{Q8BatchSpec, Q8Spec};
 
 /// The instruction set a kernel is generated for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -133,9 +133,7 @@ fn emit(a: &mut CodeAssembler, s: &MatmatSpec) -> Result<(), IcedError> {
     a.dec(rcx)?;
     a.jnz(row_loop)?;
     a.set_label(&mut done)?;
-    a.vzeroupper()?;
-    a.xor(eax, eax)?;
-    a.ret()?;
+    crate::pointwise::epilogue(a)?;
     Ok(())
 }
 
@@ -288,9 +286,7 @@ fn emit512(a: &mut CodeAssembler, s: &MatmatSpec) -> Result<(), IcedError> {
     // (The tiles' last label needs an instruction of its own.)
     a.jmp(done)?;
     a.set_label(&mut done)?;
-    a.vzeroupper()?;
-    a.xor(eax, eax)?;
-    a.ret()?;
+    crate::pointwise::epilogue(a)?;
     Ok(())
 }
 

@@ -128,7 +128,8 @@ pub fn generate(spec: &PointwiseSpec, isa: Isa, ip: u64) -> Result<Vec<u8>, JitE
     a.assemble(ip).map_err(enc)
 }
 
-fn epilogue(a: &mut CodeAssembler) -> Result<(), IcedError> {
+/// `vzeroupper`, return 0: the end of every AVX kernel.
+pub(crate) fn epilogue(a: &mut CodeAssembler) -> Result<(), IcedError> {
     a.vzeroupper()?;
     a.xor(eax, eax)?;
     a.ret()

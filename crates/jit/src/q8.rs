@@ -162,9 +162,7 @@ fn emit(a: &mut CodeAssembler, s: &Q8Spec) -> Result<(), IcedError> {
         a.lea(rdi, ptr(rdi + rax * 4))?;
         block(a, &Q8Spec { split: false, ..*s }, 1)?;
         a.set_label(&mut done)?;
-        a.vzeroupper()?;
-        a.xor(eax, eax)?;
-        a.ret()?;
+        crate::pointwise::epilogue(a)?;
         return Ok(());
     }
     if r > 1 {
@@ -189,9 +187,7 @@ fn emit(a: &mut CodeAssembler, s: &Q8Spec) -> Result<(), IcedError> {
     a.dec(r9)?;
     a.jnz(tail_loop)?;
     a.set_label(&mut done)?;
-    a.vzeroupper()?;
-    a.xor(eax, eax)?;
-    a.ret()?;
+    crate::pointwise::epilogue(a)?;
     Ok(())
 }
 
@@ -272,14 +268,106 @@ fn block(a: &mut CodeAssembler, s: &Q8Spec, rows: usize) -> Result<(), IcedError
 /// Each accumulator's 8 lanes summed as the ahead-of-time `hsum256` does, stored to `out[row]`.
 fn hsum_rows(a: &mut CodeAssembler, s: &Q8Spec, rows: usize) -> Result<(), IcedError> {
     for row in 0..rows {
-        let v = XMM[row];
-        a.vextractf128(xmm13, YMM[row], 1)?;
-        a.vaddps(v, v, xmm13)?;
-        a.vmovhlps(xmm13, v, v)?;
-        a.vaddps(v, v, xmm13)?;
-        a.vmovshdup(xmm13, v)?;
-        a.vaddss(v, v, xmm13)?;
-        a.vmovss(dword_ptr(omem(s, row)), v)?;
+        hsum_store(a, row, omem(s, row))?;
     }
+    Ok(())
+}
+
+/// Accumulator `i`'s 8 lanes summed as `hsum256` does (xmm13 scratch), stored at `m`.
+fn hsum_store(a: &mut CodeAssembler, i: usize, m: AsmMemoryOperand) -> Result<(), IcedError> {
+    let v = XMM[i];
+    a.vextractf128(xmm13, YMM[i], 1)?;
+    a.vaddps(v, v, xmm13)?;
+    a.vmovhlps(xmm13, v, v)?;
+    a.vaddps(v, v, xmm13)?;
+    a.vmovshdup(xmm13, v)?;
+    a.vaddss(v, v, xmm13)?;
+    a.vmovss(dword_ptr(m), v)
+}
+
+// ------------------------------------------------------- batched (VNNI) --
+
+/// A batched int8 product (a prompt's prefill), VNNI only: each weight group
+/// is loaded once for [`Q8BatchSpec::tokens`] tokens, one FMA chain per token.
+///
+/// The generated function has the System V signature
+/// `fn(out: *mut f32, qw: *const i8, sw: *const f32, qxa: *const i8, sx: *const f32, rows: u64) -> u64`.
+/// `qxa` holds, per token `t < tokens`, the token's `cols` quantized values
+/// and then their absolute values (`wrapping_abs`, as `vpsignb` makes them),
+/// `2 * cols` bytes a token; `sx` the tokens' scales, `groups` a token; `out`
+/// gets `tokens` values a row: `out[i * tokens + t]`. Each value is summed
+/// exactly as the one-token kernels sum it (the groups in order into one
+/// 8-lane chain, then the same horizontal sum), so it has their bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Q8BatchSpec {
+    /// Columns, a multiple of 32.
+    pub cols: usize,
+    /// Tokens per call, 1-4.
+    pub tokens: usize,
+}
+
+impl Q8BatchSpec {
+    /// The most tokens a call takes (accumulators ymm0-3).
+    pub const MAX_TOKENS: usize = 4;
+
+    /// Refuses shapes the generator cannot make correct code for.
+    pub fn validate(&self) -> Result<(), JitError> {
+        Q8Spec { cols: self.cols, block_rows: 1, prefetch: 0, vnni: true, split: false, nta: false }.validate()?;
+        if self.tokens == 0 || self.tokens > Self::MAX_TOKENS {
+            return Err(JitError::BadBlockRows { rows: self.tokens, max: Self::MAX_TOKENS, isa: crate::Isa::Avx512 });
+        }
+        Ok(())
+    }
+}
+
+/// Generates the batched kernel for `spec`, to be placed at `ip`. Code for
+/// it must only run where [`vnni_usable`].
+pub fn generate_batch(spec: &Q8BatchSpec, ip: u64) -> Result<Vec<u8>, JitError> {
+    spec.validate()?;
+    let mut a = CodeAssembler::new(64).map_err(|e| JitError::Encoder(e.to_string()))?;
+    a.set_prefer_vex(false);
+    emit_batch(&mut a, spec).map_err(|e| JitError::Encoder(e.to_string()))?;
+    a.assemble(ip).map_err(|e| JitError::Encoder(e.to_string()))
+}
+
+// Registers: rdi out, rsi qw, rdx sw, rcx qxa, r8 sx, r9 rows. ymm0-3 the
+// tokens' accumulators, ymm8 the weights, ymm9 the row's scale, ymm10-13 the
+// sign-adjusted weights (VEX `vpsignb`), ymm16-19 |x|, ymm20-23 the i32
+// sums, ymm24-27 the scale products.
+fn emit_batch(a: &mut CodeAssembler, s: &Q8BatchSpec) -> Result<(), IcedError> {
+    let (n, groups, tk) = (s.cols, s.cols / GROUP, s.tokens);
+    let mut row_loop = a.create_label();
+    let mut done = a.create_label();
+    a.test(r9, r9)?;
+    a.jz(done)?;
+    a.set_label(&mut row_loop)?;
+    for t in 0..tk {
+        a.vxorps(YMM[t], YMM[t], YMM[t])?;
+    }
+    for g in 0..groups {
+        a.vmovdqu(ymm8, ptr(rsi + g * GROUP))?;
+        a.vbroadcastss(ymm9, dword_ptr(rdx + g * 4))?;
+        for t in 0..tk {
+            let (wt, absx, p, sc) = (YMM[10 + t], HI[t], HI[4 + t], HI[8 + t]);
+            let x = t * 2 * n + g * GROUP;
+            a.vpsignb(wt, ymm8, ptr(rcx + x))?;
+            a.vmovdqu8(absx, ptr(rcx + (x + n)))?;
+            a.vpxord(p, p, p)?;
+            a.vpdpbusd(p, absx, wt)?;
+            a.vcvtdq2ps(p, p)?;
+            a.vmulps(sc, ymm9, dword_bcst(r8 + (t * groups + g) * 4))?;
+            a.vfmadd231ps(YMM[t], p, sc)?;
+        }
+    }
+    for t in 0..tk {
+        hsum_store(a, t, rdi + t * 4)?;
+    }
+    a.add(rsi, n as i32)?;
+    a.add(rdx, (groups * 4) as i32)?;
+    a.add(rdi, (tk * 4) as i32)?;
+    a.dec(r9)?;
+    a.jnz(row_loop)?;
+    a.set_label(&mut done)?;
+    crate::pointwise::epilogue(a)?;
     Ok(())
 }

@@ -313,3 +313,33 @@ fn the_batched_int8_product_runs_on_the_generated_kernel_with_the_aot_bits() {
     // No kernel for 64 columns.
     assert!(!jit.q8_matmat(&mut [0.0; 2], &[0; 128], &[1.0; 4], &[0; 64], &[1.0; 2], 2));
 }
+
+/// The batched int8 kernel (VNNI: each weight group loaded once for up to 4
+/// tokens) gives `KernelSet::q8_matmat`'s bits over shapes and token counts;
+/// impossible shapes are refused.
+#[test]
+fn batched_int8_kernels_are_bit_exact_with_the_aot_batched_product() {
+    use bareflow_jit::Q8BatchSpec;
+    use bareflow_jit::engine::check_q8_batch;
+    let p = |cols, tokens| Program::new().add_q8_batch(Q8BatchSpec { cols, tokens });
+    assert!(matches!(p(64, 5), Err(JitError::BadBlockRows { rows: 5, max: 4, .. })));
+    assert!(matches!(p(64, 0), Err(JitError::BadBlockRows { rows: 0, .. })));
+    assert_eq!(p(100, 2), Err(JitError::NotWholeGroups(100)));
+    let Ok(ks) = KernelSet::new(KernelKind::Avx2) else { return };
+    if !bareflow_jit::q8::vnni_usable(&bareflow_llm::kernels::CpuFeatures::detect()) {
+        eprintln!("this CPU has no AVX-512 VNNI: the batched int8 kernels are not run here");
+        return;
+    }
+    let mut rng = Rng::new(31);
+    for cols in [32, 64, 96, 192, 288, 768, 2048] {
+        for tokens in 1..=4 {
+            let spec = Q8BatchSpec { cols, tokens };
+            let mut prog = Program::new();
+            prog.add_q8_batch(spec).expect("generate");
+            let k = prog.place().expect("place").q8_batch.pop().expect("one kernel");
+            if let Err(e) = check_q8_batch(&k, ks, &mut rng) {
+                panic!("{spec:?}: {e}");
+            }
+        }
+    }
+}

@@ -241,6 +241,10 @@ fn an_int8_prompt_prefill_on_generated_kernels_keeps_the_aot_int8_ids() {
             if trial > 0 {
                 assert!(stats.contains("note: q8 matmat 64x64:"), "a choice for the batched product\n{stats}");
             }
+            if bareflow_jit::q8::vnni_usable(&bareflow_llm::kernels::CpuFeatures::detect()) {
+                // The batched VNNI kernels (4 tokens per weight load) were made for both widths.
+                assert!(stats.contains("q8 matmat *x64") && stats.contains("q8 matmat *x192"), "{stats}");
+            }
             ran += 1;
         }
     }
