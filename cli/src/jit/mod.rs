@@ -299,7 +299,7 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
     }
 
     // 2. Time to generate every kernel of each model (encoding; then placing in W^X pages and the check).
-    println!("\n[2/4] time to generate all kernels of a model: f32 products, int8 ones (each variant raced in place), the prefill's f32 batched products, RMSNorm, SwiGLU, RoPE, softmax (AVX-512) (median of 21)");
+    println!("\n[2/4] time to generate all kernels of a model: f32 products, int8 ones (each variant raced in place), the prefill's f32 batched products (and int8 ones with VNNI), RMSNorm, SwiGLU, RoPE, softmax (AVX-512) (median of 21)");
     println!("| model | kernels | code bytes | generate ms | place ms | check ms |");
     println!("|---|---|---|---|---|---|");
     let mut gen_json = Vec::new();
@@ -323,9 +323,17 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
             Some(i) => vector_specs(s).into_iter().filter(|v| v.validate(i).is_ok()).collect(),
             None => Vec::new(),
         };
-        // The prefill's batched f32 products (AVX2 order), one per width.
-        let mm_specs: Vec<MatmatSpec> = if isa == bareflow_jit::Isa::Avx2Fma { cols.iter().map(|&c| MatmatSpec::tuned(c, isa)).collect() } else { Vec::new() };
-        let n_kernels = specs.len() + q8_specs.len() + vec_specs.len() + mm_specs.len();
+        // The prefill's batched f32 products (AVX2 order; the AVX-512 row-pair
+        // kernel with the AVX-512 set), one per width, and with VNNI the batched
+        // int8 ones, as the engine makes them for a prompt.
+        let mm_isa = if ks.kind() == bareflow_llm::KernelKind::Avx512 { bareflow_jit::Isa::Avx512 } else { isa };
+        let mm_specs: Vec<MatmatSpec> = if isa == bareflow_jit::Isa::Avx2Fma { cols.iter().map(|&c| MatmatSpec::tuned(c, mm_isa)).collect() } else { Vec::new() };
+        let qb_specs: Vec<bareflow_jit::Q8BatchSpec> = if vnni {
+            cols.iter().map(|&c| bareflow_jit::Q8BatchSpec { cols: c.div_ceil(32) * 32, tokens: bareflow_jit::Q8BatchSpec::MAX_TOKENS }).collect()
+        } else {
+            Vec::new()
+        };
+        let n_kernels = specs.len() + q8_specs.len() + vec_specs.len() + mm_specs.len() + qb_specs.len();
         let (mut g, mut p, mut c) = (Vec::new(), Vec::new(), Vec::new());
         let mut bytes = 0;
         for _ in 0..21 {
@@ -343,6 +351,9 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
             for sp in &mm_specs {
                 prog.add_matmat(*sp)?;
             }
+            for sp in &qb_specs {
+                prog.add_q8_batch(*sp)?;
+            }
             let t1 = Instant::now();
             let placed = prog.place()?;
             let t2 = Instant::now();
@@ -358,6 +369,9 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
             }
             for k in &placed.matmat {
                 check_matmat(k, ks, &mut rng).map_err(|e| anyhow::anyhow!("{s:?}: {e}"))?;
+            }
+            for k in &placed.q8_batch {
+                bareflow_jit::engine::check_q8_batch(k, ks, &mut rng).map_err(|e| anyhow::anyhow!("{s:?}: {e}"))?;
             }
             let t3 = Instant::now();
             bytes = prog.code().len();
