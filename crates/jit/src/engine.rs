@@ -1,8 +1,13 @@
 //! The JIT as the inference engine sees it: a [`Specialiser`] that, asked
 //! after the warm-up with the hottest operations, generates kernels for their
 //! shapes (f32 and int8 matrix-vector products, f32 matrix-matrix products
-//! for the prompt's prefill, RMSNorm, SwiGLU, RoPE, softmax),
-//! checks each one, and installs those that pass.
+//! and, with VNNI, batched int8 ones for the prompt's prefill, RMSNorm,
+//! SwiGLU, RoPE, softmax), checks each one, and installs those that pass.
+//!
+//! With `--jit on` the in-place trial then times them against the
+//! ahead-of-time kernels, op by op, and races the int8 variants
+//! ([`Q8_VARIANTS`]): each op keeps what had the lowest median cycles per
+//! call ([`Specialiser::review`]).
 //!
 //! The check, once per kernel before any use, on random inputs over several
 //! row counts (full blocks, the one-row tail, a single row):
