@@ -5,7 +5,7 @@
 //!
 //! Entering the code is `unsafe` in the hardware layer (it cannot know what
 //! the bytes do); this module forwards that obligation through the
-//! crate-private `unsafe fn` [`Code::call`], which only the kernels' `run`
+//! crate-private `unsafe fn` `Code::call`, which only the kernels' `run`
 //! methods discharge, for code this crate generated.
 #![allow(unsafe_code)]
 
