@@ -299,6 +299,17 @@ pub fn pointwise_isa_for(kind: KernelKind) -> Option<Isa> {
     }
 }
 
+/// The ISA of the generated f32 matrix-matrix (prefill) kernel for `kind`'s
+/// set: both SIMD sets' product is the AVX2 one; with the AVX-512 set (the
+/// CPU has AVX-512 F) the row-pair zmm kernel gives its bits.
+pub fn matmat_isa_for(kind: KernelKind) -> Option<Isa> {
+    match kind {
+        KernelKind::Avx512 => Some(Isa::Avx512),
+        KernelKind::Avx2 => Some(Isa::Avx2Fma),
+        KernelKind::Sse2 | KernelKind::Scalar => None,
+    }
+}
+
 /// The ISA whose generated f32 matrix-vector code sums like `kind`'s
 /// (the AVX-512 set's f32 product is the AVX2 one, see `KernelSet::matmul`).
 pub fn isa_for(kind: KernelKind) -> Option<Isa> {
@@ -503,18 +514,6 @@ impl LlmJit {
         self
     }
 
-    /// Without `on`, int8 products are AVX2 code even where the CPU has
-    /// AVX-512 VNNI (with `on`, VNNI only where the CPU has it).
-    pub fn with_vnni(mut self, on: bool) -> Self {
-        self.vnni = on && crate::q8::vnni_usable(&bareflow_llm::kernels::CpuFeatures::detect());
-        self
-    }
-
-    /// Whether int8 products are generated with AVX-512 VNNI.
-    pub fn vnni(&self) -> bool {
-        self.vnni
-    }
-
     /// What was generated, in order.
     pub fn generated(&self) -> &[Generated] {
         &self.generated
@@ -584,13 +583,10 @@ impl LlmJit {
             // Over the ops that chose this kernel: AOT/JIT, weighted by calls.
             let (mut aot, mut jit, mut any) = (0.0f64, 0.0f64, false);
             for c in self.choices.iter().filter(|c| serves(&g.spec, c.op)) {
-                let (Some(a), Some(j)) = (trial.aot.get(c.op), trial.variants.get(g.variant).and_then(|p| p.get(c.op))) else {
-                    continue;
-                };
                 let (Some(am), Some(jm)) = (trial.median(c.op, None), trial.median(c.op, Some(g.variant))) else { continue };
                 any = true;
                 if c.variant == Some(g.variant) {
-                    let calls = (a.calls + j.calls) as f64;
+                    let calls = (trial.calls(c.op, None) + trial.calls(c.op, Some(g.variant))) as f64;
                     aot += am as f64 * calls;
                     jit += jm as f64 * calls;
                 }
@@ -676,11 +672,9 @@ impl LlmJit {
             }
             if let Op::Matmat { cols, .. } = s.op {
                 // Only for batches that ran (a prompt), or every shape asked for.
-                // Both SIMD sets' product is the AVX2 one; with the AVX-512 set
-                // (the CPU has AVX-512 F) the row-pair zmm kernel gives its bits.
-                let mm_isa = if ks.kind() == KernelKind::Avx512 { Isa::Avx512 } else { isa };
+                let Some(mm_isa) = matmat_isa_for(ks.kind()) else { continue };
                 let spec = KernelSpec::Matmat(MatmatSpec::tuned(cols, mm_isa));
-                if isa != Isa::Avx2Fma || !(self.all || s.calls > 0) || picked.iter().any(|p| p.1 == spec) {
+                if !(self.all || s.calls > 0) || picked.iter().any(|p| p.1 == spec) {
                     continue;
                 }
                 if !self.all && matmats >= self.max_kernels {
@@ -957,7 +951,7 @@ impl Specialiser for LlmJit {
     }
 
     fn review(&mut self, trial: &Trial) {
-        let raced = trial.variants.len() > 1;
+        let raced = trial.variants > 1;
         if raced {
             self.choose_q8(trial);
         }

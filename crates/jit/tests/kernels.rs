@@ -236,7 +236,7 @@ fn a_kernel_that_differs_from_the_aot_bits_is_refused_by_the_check() {
 /// a kernel no op chose is removed.
 #[test]
 fn the_trial_picks_an_int8_variant_per_op_or_the_aot_kernel() {
-    use bareflow_llm::profile::{Profile, Trial};
+    use bareflow_llm::profile::Trial;
     let Ok(ks) = KernelSet::new(KernelKind::Avx2) else { return };
     let mut jit = LlmJit::new(|| 0, 4, false);
     let (a, b, c) = (Op::Q8Matmul { rows: 64, cols: 64 }, Op::Q8Matmul { rows: 8, cols: 64 }, Op::Q8Matmul { rows: 16, cols: 96 });
@@ -245,7 +245,7 @@ fn the_trial_picks_an_int8_variant_per_op_or_the_aot_kernel() {
     assert_eq!(jit.variants(), 2, "{:?}", jit.log());
     assert_eq!(jit.installed_q8().len(), 4, "two widths, two variants each");
     // Cycles per call: a AOT 100, one row 80, two rows 50; b 100, 70, 90; c 50, 60, 70.
-    let mut t = Trial { variants: vec![Profile::default(); 2], tokens: 4, ..Trial::default() };
+    let mut t = Trial { variants: 2, tokens: 4, ..Trial::default() };
     for (op, cycles) in [(a, [100, 80, 50]), (b, [100, 70, 90]), (c, [50, 60, 70])] {
         for _ in 0..3 {
             t.add(op, None, cycles[0]);

@@ -134,9 +134,9 @@ pub struct Trial {
     pub aot: Profile,
     /// Every call run on generated code, whichever variant.
     pub jit: Profile,
-    /// With more than one variant (see [`Specialiser::variants`]): the calls
-    /// of each variant, by index.
-    pub variants: Vec<Profile>,
+    /// The generated variants raced (see [`Specialiser::variants`]); 0 or 1:
+    /// the generated code alone.
+    pub variants: usize,
     /// Every call's cycles, by op and side (`None`: ahead-of-time; `Some(v)`:
     /// variant `v`), for [`Trial::median`].
     pub samples: Vec<(Op, Option<usize>, Vec<u64>)>,
@@ -150,24 +150,24 @@ impl Trial {
     /// so each is counted before the next starts).
     fn next_side(&self, op: Op) -> Option<usize> {
         let calls = |p: &Profile| p.get(op).map_or(0, |s| s.calls);
-        trial_side((calls(&self.aot) + calls(&self.jit)) as usize, self.variants.len())
+        trial_side((calls(&self.aot) + calls(&self.jit)) as usize, self.variants)
     }
 
     /// Counts one call of `op` on `side` that took `cycles`.
     pub fn add(&mut self, op: Op, side: Option<usize>, cycles: u64) {
         match side {
             None => self.aot.add(op, cycles),
-            Some(v) => {
-                self.jit.add(op, cycles);
-                if let Some(p) = self.variants.get_mut(v) {
-                    p.add(op, cycles);
-                }
-            }
+            Some(_) => self.jit.add(op, cycles),
         }
         match self.samples.iter_mut().find(|s| s.0 == op && s.1 == side) {
             Some(s) => s.2.push(cycles),
             None => self.samples.push((op, side, alloc::vec![cycles])),
         }
+    }
+
+    /// How many calls of `op` ran on `side` (as for [`Trial::median`]).
+    pub fn calls(&self, op: Op, side: Option<usize>) -> usize {
+        self.samples.iter().find(|s| s.0 == op && s.1 == side).map_or(0, |s| s.2.len())
     }
 
     /// The median cycles of `op`'s calls on `side` (`None`: ahead-of-time;
@@ -196,7 +196,7 @@ impl Trial {
     /// For `op`: the generated variant with the lowest median cycles per
     /// call in the trial, and that median.
     pub fn best_variant(&self, op: Op) -> Option<(usize, u64)> {
-        (0..self.variants.len().max(1)).filter_map(|v| Some((v, self.median(op, Some(v))?))).min_by_key(|&(v, c)| (c, v))
+        (0..self.variants.max(1)).filter_map(|v| Some((v, self.median(op, Some(v))?))).min_by_key(|&(v, c)| (c, v))
     }
 }
 
@@ -426,8 +426,7 @@ impl Hooks {
             self.variants = jit.variants().max(1);
             self.warm_profile = Some(core::mem::take(&mut self.profile));
             if self.trial_tokens > 0 && self.warmup > 0 {
-                let variants = if self.variants > 1 { alloc::vec![Profile::default(); self.variants] } else { Vec::new() };
-                self.trial = Some(Trial { variants, ..Trial::default() });
+                self.trial = Some(Trial { variants: self.variants, ..Trial::default() });
                 self.in_trial = true;
             }
         } else if self.in_trial
@@ -456,8 +455,8 @@ impl Hooks {
                 out,
                 "  in-place trial after the swap: {} tokens, each op's calls alternating ahead-of-time and generated kernels{} (ABBA); \"in place\" = AOT/JIT median cycles per call there{}",
                 t.tokens,
-                if t.variants.len() > 1 { alloc::format!(" ({} variants)", t.variants.len()) } else { alloc::string::String::new() },
-                if t.variants.len() > 1 { ", the JIT's best variant" } else { "" }
+                if t.variants > 1 { alloc::format!(" ({} variants)", t.variants) } else { alloc::string::String::new() },
+                if t.variants > 1 { ", the JIT's best variant" } else { "" }
             )?;
         }
         writeln!(
@@ -577,7 +576,7 @@ mod tests {
         }
         fn review(&mut self, t: &Trial) {
             let n = |p: &Profile| p.get(Op::RmsNorm { dim: 1 }).map_or(0, |s| s.calls);
-            let v: Vec<u64> = t.variants.iter().map(n).collect();
+            let v: Vec<usize> = (0..t.variants).map(|v| t.calls(Op::RmsNorm { dim: 1 }, Some(v))).collect();
             self.log.lock().expect("log").push(alloc::format!("review aot {} jit {} variants {v:?}", n(&t.aot), n(&t.jit)));
         }
         fn report(&self, _out: &mut dyn fmt::Write) -> fmt::Result {
