@@ -5,12 +5,18 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn llm(jit: &str) -> Output {
+    llm_with(jit, &[])
+}
+
+/// The greedy story of stories260K with `--jit jit --jit-stats` and `extra` arguments.
+fn llm_with(jit: &str, extra: &[&str]) -> Output {
     let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
     Command::new(env!("CARGO_BIN_EXE_llm"))
         .arg(models.join("stories260K.bin"))
         .arg("-z")
         .arg(models.join("tok512.bin"))
         .args(["-t", "0", "-n", "256", "--threads", "1", "--jit", jit, "--jit-stats"])
+        .args(extra)
         .output()
         .expect("run llm")
 }
@@ -30,14 +36,7 @@ fn the_in_place_trial_runs_and_the_story_does_not_change() {
 }
 
 fn llm_int8(jit: &str) -> Output {
-    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
-    Command::new(env!("CARGO_BIN_EXE_llm"))
-        .arg(models.join("stories260K.bin"))
-        .arg("-z")
-        .arg(models.join("tok512.bin"))
-        .args(["-t", "0", "-n", "256", "--threads", "1", "--int8", "--kernels", "avx2", "--jit", jit, "--jit-stats"])
-        .output()
-        .expect("run llm")
+    llm_with(jit, &["--int8", "--kernels", "avx2"])
 }
 
 /// int8 with `--jit on`: the trial races the int8 variants op by op (one row

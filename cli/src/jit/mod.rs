@@ -326,8 +326,10 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
         // The prefill's batched f32 products (AVX2 order; the AVX-512 row-pair
         // kernel with the AVX-512 set), one per width, and with VNNI the batched
         // int8 ones, as the engine makes them for a prompt.
-        let mm_isa = if ks.kind() == bareflow_llm::KernelKind::Avx512 { bareflow_jit::Isa::Avx512 } else { isa };
-        let mm_specs: Vec<MatmatSpec> = if isa == bareflow_jit::Isa::Avx2Fma { cols.iter().map(|&c| MatmatSpec::tuned(c, mm_isa)).collect() } else { Vec::new() };
+        let mm_specs: Vec<MatmatSpec> = match bareflow_jit::engine::matmat_isa_for(ks.kind()) {
+            Some(mm_isa) => cols.iter().map(|&c| MatmatSpec::tuned(c, mm_isa)).collect(),
+            None => Vec::new(),
+        };
         let qb_specs: Vec<bareflow_jit::Q8BatchSpec> = if vnni {
             cols.iter().map(|&c| bareflow_jit::Q8BatchSpec { cols: c.div_ceil(32) * 32, tokens: bareflow_jit::Q8BatchSpec::MAX_TOKENS }).collect()
         } else {
@@ -479,7 +481,7 @@ pub fn bench(args: &[String]) -> anyhow::Result<i32> {
 
     if isa == bareflow_jit::Isa::Avx2Fma {
         // The engine's kernel: AVX-512 row pairs with the AVX-512 set, else AVX2 tiles.
-        let mm_isa = if ks.kind() == bareflow_llm::KernelKind::Avx512 { bareflow_jit::Isa::Avx512 } else { isa };
+        let mm_isa = bareflow_jit::engine::matmat_isa_for(ks.kind()).unwrap_or(isa);
         println!("\nbatched products (the prompt's prefill), {BATCH} tokens a call, f32, same method; JIT: {}", mm_isa.name());
         println!("| model | matrix | AOT ns | JIT ns | AOT/JIT | JIT GFLOP/s | JIT AVX2 tiles AOT/JIT |");
         println!("|---|---|---|---|---|---|---|");

@@ -333,6 +333,13 @@ impl MatmatKernel {
     }
 }
 
+/// Whether `qw` and `sw` hold `rows` int8 rows of `cols` values and their
+/// scales (one per group of 32).
+fn q8_rows_fit(rows: usize, cols: usize, qw: &[i8], sw: &[f32]) -> bool {
+    let groups = cols / crate::q8::GROUP;
+    rows.checked_mul(cols).is_some_and(|n| qw.len() >= n) && rows.checked_mul(groups).is_some_and(|n| sw.len() >= n)
+}
+
 impl Q8Kernel {
     /// `out[i] = Σ_g f32(Σ_j qw[i][g][j]·qx[g][j]) · (sw[i][g]·sx[g])` for every `i < out.len()`.
     ///
@@ -344,8 +351,7 @@ impl Q8Kernel {
         let groups = cols / crate::q8::GROUP;
         assert!(qx.len() == cols && sx.len() == groups, "JIT q8 matvec made for {cols} columns called with {} values and {} scales", qx.len(), sx.len());
         let rows = out.len();
-        let fits = rows.checked_mul(cols).is_some_and(|n| qw.len() >= n) && rows.checked_mul(groups).is_some_and(|n| sw.len() >= n);
-        assert!(fits, "JIT q8 matvec: weights or scales shorter than {rows} rows of {cols}");
+        assert!(q8_rows_fit(rows, cols, qw, sw), "JIT q8 matvec: weights or scales shorter than {rows} rows of {cols}");
         if rows == 0 {
             return Ok(());
         }
@@ -375,8 +381,7 @@ impl Q8BatchKernel {
         assert!(qxa.len() == tk * 2 * cols && sx.len() == tk * groups, "JIT batched q8 made for {tk} tokens of {cols} columns called with {} bytes and {} scales", qxa.len(), sx.len());
         assert!(out.len().is_multiple_of(tk), "JIT batched q8: out of {} is not whole rows of {tk} tokens", out.len());
         let rows = out.len() / tk;
-        let fits = rows.checked_mul(cols).is_some_and(|n| qw.len() >= n) && rows.checked_mul(groups).is_some_and(|n| sw.len() >= n);
-        assert!(fits, "JIT batched q8: weights or scales shorter than {rows} rows of {cols}");
+        assert!(q8_rows_fit(rows, cols, qw, sw), "JIT batched q8: weights or scales shorter than {rows} rows of {cols}");
         if rows == 0 {
             return Ok(());
         }

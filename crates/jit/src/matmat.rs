@@ -116,16 +116,9 @@ pub fn generate(spec: &MatmatSpec, ip: u64) -> Result<Vec<u8>, JitError> {
 // of the tile; rax the column offset in bytes (and a scratch between tiles).
 fn emit(a: &mut CodeAssembler, s: &MatmatSpec) -> Result<(), IcedError> {
     let row_bytes = (s.cols * 4) as i32;
-    let xb = (s.cols * 4) as i32; // bytes between two tokens' x
     let mut row_loop = a.create_label();
     let mut done = a.create_label();
-    a.test(rcx, rcx)?;
-    a.jz(done)?;
-    a.test(r8, r8)?;
-    a.jz(done)?;
-    a.imul_3(r8, r8, xb)?;
-    a.add(r8, rsi)?;
-    a.shl(r9, 2)?;
+    prologue(a, s, done)?;
     a.set_label(&mut row_loop)?;
     token_tiles(a, s, &mut |a, n| tile(a, s, n))?;
     a.add(rdi, r9)?;
@@ -135,6 +128,18 @@ fn emit(a: &mut CodeAssembler, s: &MatmatSpec) -> Result<(), IcedError> {
     a.set_label(&mut done)?;
     crate::pointwise::epilogue(a)?;
     Ok(())
+}
+
+/// To `done` with no rows or no tokens; else r8 becomes the end of x and r9
+/// out's row stride in bytes (both kernels' registers).
+fn prologue(a: &mut CodeAssembler, s: &MatmatSpec, done: CodeLabel) -> Result<(), IcedError> {
+    a.test(rcx, rcx)?;
+    a.jz(done)?;
+    a.test(r8, r8)?;
+    a.jz(done)?;
+    a.imul_3(r8, r8, (s.cols * 4) as i32)?;
+    a.add(r8, rsi)?;
+    a.shl(r9, 2)
 }
 
 /// Every token of the call, x from rsi and out from rdi on (r10 and r11
@@ -260,17 +265,10 @@ const YMM_ALL: [AsmRegisterYmm; 32] = [
 
 fn emit512(a: &mut CodeAssembler, s: &MatmatSpec) -> Result<(), IcedError> {
     let row_bytes = (s.cols * 4) as i32;
-    let xb = (s.cols * 4) as i32;
     let mut pair_loop = a.create_label();
     let mut single = a.create_label();
     let mut done = a.create_label();
-    a.test(rcx, rcx)?;
-    a.jz(done)?;
-    a.test(r8, r8)?;
-    a.jz(done)?;
-    a.imul_3(r8, r8, xb)?;
-    a.add(r8, rsi)?;
-    a.shl(r9, 2)?;
+    prologue(a, s, done)?;
     a.set_label(&mut pair_loop)?;
     a.cmp(rcx, 2)?;
     a.jb(single)?;
